@@ -1,0 +1,62 @@
+"""Turning command-line choices into config changes, shared by tools/train.py and tools/test.py."""
+
+import logging
+import os
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Make ``--launcher pytorch`` work on machines without a GPU.
+
+    mmengine's ``init_dist`` always calls ``torch.cuda.set_device`` and its default DDP wrapper
+    passes ``device_ids=[LOCAL_RANK]``, which DDP rejects for a CPU module. Without CUDA we create
+    the gloo process group ourselves from torchrun's environment (the Runner then skips its own
+    initialisation) and wrap the model with ``device_ids=None``. With CUDA nothing changes.
+    """
+    if cfg.get("launcher", "none") == "none" or torch.cuda.is_available():
+        return
+    missing = [
+        k
+        for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+        if k not in os.environ
+    ]
+    if missing:
+        raise RuntimeError(
+            f"--launcher {cfg.launcher} on CPU needs the environment torchrun sets; {missing} "
+            "are missing. Start the job with tools/dist_train.sh CONFIG NPROC (torchrun)."
+        )
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
+    wrapper = cfg.get("model_wrapper_cfg") or dict(
+        type="MMDistributedDataParallel"
+    )
+    wrapper["device_ids"] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimiser wrapper to mixed precision (fp16 + loss scaling on GPU, bf16 on CPU)."""
+    current = cfg.optim_wrapper.get("type", "OptimWrapper")
+    if current in ("AmpOptimWrapper", "AutocastOptimWrapper"):
+        print_log(
+            f"AMP is already enabled in the config ({current}).",
+            logger="current",
+            level=logging.WARNING,
+        )
+        return
+    if current != "OptimWrapper":
+        raise ValueError(
+            f'--amp replaces optim_wrapper.type "OptimWrapper", but this config uses "{current}". '
+            "Set a mixed-precision wrapper in the config instead."
+        )
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.loss_scale = "dynamic"
+    else:
+        cfg.optim_wrapper.type = "AutocastOptimWrapper"
+        cfg.optim_wrapper.dtype = "bfloat16"

@@ -1,0 +1,130 @@
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out F] [--show-dir D] ...``.
+
+The same flags as MMSegmentation's tools/test.py. ``--show-dir`` writes one panel per image
+(image, and per task ground truth beside prediction); ``--out`` saves the raw predictions.
+"""
+
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from ctal_mm.engine.launch import setup_cpu_distributed
+from ctal_mm.registry import RUNNERS
+from ctal_mm.utils import register_all_modules
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description="Test (and evaluate) a multitask model"
+    )
+    parser.add_argument("config", help="test config file path")
+    parser.add_argument("checkpoint", help="checkpoint file")
+    parser.add_argument(
+        "--work-dir", help="the dir to save the evaluation metrics file"
+    )
+    parser.add_argument(
+        "--out",
+        type=str,
+        help="pickle file (.pkl) to dump the predictions (data samples) into",
+    )
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="show prediction panels in a window",
+    )
+    parser.add_argument(
+        "--show-dir",
+        help="directory (under the work dir, as in mmseg) where prediction panels are written",
+    )
+    parser.add_argument(
+        "--wait-time", type=float, default=2, help="the interval of show (s)"
+    )
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        help="override config settings, xxx=yyy pairs merged into the config",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=["none", "pytorch", "slurm", "mpi"],
+        default="none",
+        help="job launcher",
+    )
+    parser.add_argument(
+        "--tta", action="store_true", help="not supported yet; see docs"
+    )
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    args = parser.parse_args()
+    if "LOCAL_RANK" not in os.environ:
+        os.environ["LOCAL_RANK"] = str(args.local_rank)
+    if args.tta:
+        parser.error(
+            "--tta: test-time augmentation is not implemented for multitask models."
+        )
+    return args
+
+
+def trigger_visualization_hook(cfg, args):
+    """Make the visualisation hook draw every test image, like mmseg's test.py."""
+    hooks = cfg.default_hooks
+    if "visualization" not in hooks:
+        raise RuntimeError(
+            "--show / --show-dir need default_hooks.visualization "
+            "(dict(type='MultiTaskVisualizationHook')) in the config; "
+            f"{args.config} has none."
+        )
+    hook = hooks["visualization"]
+    hook["draw"] = True
+    if args.show:
+        hook["show"] = True
+        hook["wait_time"] = args.wait_time
+    if args.show_dir:
+        visualizer = cfg.visualizer
+        visualizer["save_dir"] = args.show_dir
+    return cfg
+
+
+def main():
+    args = parse_args()
+    register_all_modules(init_default_scope=False)
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get("work_dir", None) is None:
+        cfg.work_dir = osp.join(
+            "./work_dirs", osp.splitext(osp.basename(args.config))[0]
+        )
+
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+    if args.out is not None:
+        cfg.test_evaluator = (
+            cfg.test_evaluator
+            if isinstance(cfg.test_evaluator, list)
+            else [cfg.test_evaluator]
+        )
+        cfg.test_evaluator.append(
+            dict(type="DumpResults", out_file_path=args.out)
+        )
+
+    setup_cpu_distributed(cfg)
+    runner = (
+        Runner.from_cfg(cfg)
+        if "runner_type" not in cfg
+        else RUNNERS.build(cfg)
+    )
+    runner.test()
+
+
+if __name__ == "__main__":
+    main()

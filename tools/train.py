@@ -1,0 +1,97 @@
+"""Train a ctal_mm model: ``python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] ...``.
+
+The same flags as MMSegmentation's tools/train.py. Distributed: ``tools/dist_train.sh CONFIG N``
+(torchrun; on a machine without GPUs it trains on CPU with gloo) or ``tools/slurm_train.sh``.
+"""
+
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from ctal_mm.engine.launch import enable_amp, setup_cpu_distributed
+from ctal_mm.registry import RUNNERS
+from ctal_mm.utils import register_all_modules
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description="Train a multitask dense-prediction model"
+    )
+    parser.add_argument("config", help="train config file path")
+    parser.add_argument(
+        "--work-dir", help="the dir to save logs and checkpoints"
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        type=str,
+        const="auto",
+        help="resume from the latest checkpoint in the work dir, or from the given checkpoint",
+    )
+    parser.add_argument(
+        "--amp",
+        action="store_true",
+        help="mixed precision: fp16 with loss scaling on GPU, bf16 on CPU",
+    )
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        help="override config settings, xxx=yyy pairs merged into the config, e.g. "
+        'train_dataloader.batch_size=4 "model.tasks.depth.weight=2"',
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=["none", "pytorch", "slurm", "mpi"],
+        default="none",
+        help="job launcher",
+    )
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    args = parser.parse_args()
+    if "LOCAL_RANK" not in os.environ:
+        os.environ["LOCAL_RANK"] = str(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    register_all_modules(init_default_scope=False)
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir: command line > config > work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get("work_dir", None) is None:
+        cfg.work_dir = osp.join(
+            "./work_dirs", osp.splitext(osp.basename(args.config))[0]
+        )
+
+    if args.amp:
+        enable_amp(cfg)
+
+    if args.resume == "auto":
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    setup_cpu_distributed(cfg)
+    runner = (
+        Runner.from_cfg(cfg)
+        if "runner_type" not in cfg
+        else RUNNERS.build(cfg)
+    )
+    runner.train()
+
+
+if __name__ == "__main__":
+    main()
