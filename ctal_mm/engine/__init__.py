@@ -1,2 +1,3 @@
 from .hooks import *  # noqa: F401,F403
+from .hooks import MultiTaskVisualizationHook  # noqa: F401
 from .optimizers import AutocastOptimWrapper  # noqa: F401

@@ -1,1 +1,2 @@
 
+from .visualization_hook import MultiTaskVisualizationHook  # noqa: F401
