@@ -278,7 +278,7 @@ def draw_depth(
         tile = lut[np.round(scaled * 255).astype(np.int64)]
         tile[~valid[role]] = NO_LABEL_COLOUR
         tiles[role] = tile
-    note = f"{low:.2f}-{high:.2f}" if values else "no valid depth"
+    note = f"{low:.2f}-{high:.2f} m" if values else "no valid depth"
     return TaskDrawing(tiles, note=note, extra=dict(range=(low, high)))
 
 
