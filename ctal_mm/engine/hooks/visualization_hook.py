@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 import mmcv
 import numpy as np
+from mmengine.dist import is_main_process
 from mmengine.fileio import get
 from mmengine.hooks import Hook
 
@@ -103,6 +104,9 @@ class MultiTaskVisualizationHook(Hook):
     ) -> None:
         if not self.interval or batch_idx % self.interval or not outputs:
             return
+        if not is_main_process():
+            # the visualizer records on rank 0 only; spare the others the image reads
+            return
         sample = outputs[0]
         image = self._read_image(sample, data_batch, 0)
         runner.visualizer.add_datasample(
@@ -121,7 +125,7 @@ class MultiTaskVisualizationHook(Hook):
         data_batch: dict,
         outputs: Sequence[MultiTaskDataSample],
     ) -> None:
-        if not self.draw:
+        if not self.draw or not is_main_process():
             return
         for index, sample in enumerate(outputs):
             name = self._image_name(sample, self._test_index)
