@@ -42,6 +42,8 @@ class TinyDataset(Dataset):
             path = osp.join(self.root, f"img_{idx}.npy")
             np.save(path, img.astype(np.float32) / 255)
             meta["img_path"] = path
+        elif self.image_files == "missing":
+            meta["img_path"] = osp.join(self.root, "gone", f"img_{idx}.png")
         sample = MultiTaskDataSample(metainfo=meta)
         sample.set_gt(
             "semseg", torch.from_numpy(rng.integers(0, 2, (1, H, W)))
@@ -158,6 +160,24 @@ def test_test_without_show_dir_goes_to_backends_and_inputs_stand_in(tmp_path):
     assert backend_images(tmp_path) == [
         f"test_{i}_{i + 1}.png" for i in range(5)
     ]
+
+
+def test_unreadable_img_path_warns_and_draws_the_inputs(tmp_path):
+    show_dir = tmp_path / "show"
+    runner = build_runner(
+        tmp_path,
+        dict(draw=True, interval=0, show_dir=str(show_dir)),
+        "missing",
+        num=2,
+    )
+    with pytest.warns(UserWarning, match="cannot read .*img_0.png"):
+        runner.test()
+    panel = cv2.imread(str(show_dir / "img_0.png"))[..., ::-1]
+    item = runner.test_dataloader.dataset[0]
+    expected = runner.visualizer.draw_panel(
+        item["inputs"], _predicted_sample(runner, 0)
+    )
+    np.testing.assert_array_equal(panel, expected)
 
 
 def test_test_without_draw_draws_nothing(tmp_path):

@@ -74,6 +74,7 @@ class MultiTaskVisualizationHook(Hook):
         self.show_dir = show_dir or test_out_dir
         self.backend_args = dict(backend_args) if backend_args else None
         self._test_index = 0
+        self._warned_unreadable = False
 
     @property
     def test_out_dir(self) -> Optional[str]:
@@ -163,8 +164,15 @@ class MultiTaskVisualizationHook(Hook):
                     image = mmcv.imfrombytes(content, channel_order="rgb")
                 if image is not None:
                     return image
-            except (OSError, ValueError):
-                pass
+            except Exception as error:  # a picture must not stop a run
+                if not self._warned_unreadable:
+                    self._warned_unreadable = True
+                    warnings.warn(
+                        f"MultiTaskVisualizationHook cannot read {path!r} "
+                        f"({error}); drawing the batch's input tensors "
+                        "instead. Pass backend_args if the images live on "
+                        "another file backend."
+                    )
         inputs = (
             data_batch.get("inputs") if isinstance(data_batch, dict) else None
         )
