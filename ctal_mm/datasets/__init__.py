@@ -1,1 +1,19 @@
+from .base_multitask_dataset import BaseMultiTaskDataset
+from .cityscapes import CityscapesMTDataset
+from .file_io import DataFileError
+from .mtan import MTANDataset
+from .nyuv2 import NYUv2Dataset
+from .pascal_context import PascalContextMTDataset
+from .synthetic import SyntheticScenesDataset, render_scene
+from .transforms import *  # noqa: F401,F403
 
+__all__ = [
+    "BaseMultiTaskDataset",
+    "MTANDataset",
+    "NYUv2Dataset",
+    "CityscapesMTDataset",
+    "PascalContextMTDataset",
+    "SyntheticScenesDataset",
+    "render_scene",
+    "DataFileError",
+]

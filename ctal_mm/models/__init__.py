@@ -1,1 +1,2 @@
 
+from .data_preprocessor import MultiTaskDataPreProcessor  # noqa: F401

@@ -1,0 +1,134 @@
+"""The base class of ctal_mm's datasets: one image, several task maps per sample."""
+
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+from mmengine.dataset import BaseDataset
+
+from ctal_mm.registry import TRANSFORMS
+
+DATASET_HINT = (
+    "Prepare the dataset as docs/dataset_prepare.md describes and point "
+    "data_root at it, e.g. --cfg-options "
+    "train_dataloader.dataset.data_root=/path/to/it "
+    "val_dataloader.dataset.data_root=/path/to/it "
+    "test_dataloader.dataset.data_root=/path/to/it"
+)
+
+
+def build_pipeline(
+    pipeline: Sequence[Union[dict, Callable]],
+) -> List[Callable]:
+    """Build the transform configs of ``pipeline`` with ctal_mm's TRANSFORMS.
+
+    mmengine's ``Compose`` builds from the default scope's registry, which is mmengine's own when no
+    ``default_scope`` is set; building here finds ctal_mm's transforms (and, through the parent
+    registries, mmseg's and mmcv's) whether or not a Runner has set the scope.
+    """
+    return [
+        TRANSFORMS.build(step) if isinstance(step, dict) else step
+        for step in pipeline
+    ]
+
+
+class BaseMultiTaskDataset(BaseDataset):
+    """A dataset whose samples carry an image and a map per task.
+
+    Subclasses set ``METAINFO`` (at least ``tasks``, the tasks the dataset provides, and
+    ``task_kinds``, task -> kind name; for segmentation tasks the class names and colours:
+    ``classes`` / ``palette`` for ``semseg`` as in mmseg, ``<task>_classes`` / ``<task>_palette``
+    for the others) and implement :meth:`load_data_list`, which lists per sample ``img_path``,
+    ``task_kinds`` and ``ann_info`` (task -> ``dict(decoder=..., path=..., **options)``, see
+    :mod:`ctal_mm.datasets.transforms.loading`). Loading the files is the pipeline's job.
+
+    The instance's ``metainfo['tasks']`` and ``['task_kinds']`` hold the selected tasks.
+
+    Args:
+        data_root: the dataset's root folder.
+        split: which split to list (e.g. 'train', 'val').
+        tasks: the tasks to load, a subset of ``METAINFO['tasks']`` (default: all of them).
+        pipeline: transforms (configs or callables) applied to each sample.
+        metainfo: overrides of ``METAINFO`` entries (e.g. ``palette``).
+        serialize_data, lazy_init, test_mode, indices, max_refetch: as mmengine's BaseDataset.
+    """
+
+    METAINFO: dict = dict(tasks=(), task_kinds={})
+    SPLITS: Sequence[str] = ("train", "val")
+
+    def __init__(
+        self,
+        data_root: str = "",
+        split: str = "train",
+        tasks: Optional[Sequence[str]] = None,
+        pipeline: Sequence[Union[dict, Callable]] = (),
+        metainfo: Optional[dict] = None,
+        serialize_data: bool = True,
+        lazy_init: bool = False,
+        test_mode: bool = False,
+        indices: Optional[Union[int, Sequence[int]]] = None,
+        max_refetch: int = 1000,
+    ):
+        if split not in self.SPLITS:
+            raise ValueError(
+                f"{type(self).__name__}: split={split!r}; expected one of "
+                f"{tuple(self.SPLITS)}."
+            )
+        self.split = split
+        self.tasks = self.select_tasks(tasks)
+        all_kinds = self.METAINFO["task_kinds"]
+        self.task_kinds: Dict[str, str] = {t: all_kinds[t] for t in self.tasks}
+        metainfo = dict(metainfo or {})
+        metainfo.update(tasks=self.tasks, task_kinds=dict(self.task_kinds))
+        super().__init__(
+            ann_file="",
+            metainfo=metainfo,
+            data_root=data_root,
+            data_prefix=dict(),
+            serialize_data=serialize_data,
+            pipeline=build_pipeline(pipeline),
+            test_mode=test_mode,
+            lazy_init=lazy_init,
+            indices=indices,
+            max_refetch=max_refetch,
+        )
+
+    @classmethod
+    def select_tasks(cls, tasks: Optional[Sequence[str]]) -> tuple:
+        """``tasks`` checked against the dataset's tasks (all of them when None)."""
+        available = tuple(cls.METAINFO["tasks"])
+        if tasks is None:
+            return available
+        selected = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+        unknown = [t for t in selected if t not in available]
+        if unknown or not selected:
+            raise ValueError(
+                f"{cls.__name__}: tasks={list(selected)} "
+                + (
+                    f"includes unknown {unknown}; "
+                    if unknown
+                    else "is empty; "
+                )
+                + f"this dataset provides {list(available)}. Set tasks to a "
+                "non-empty subset of these."
+            )
+        return selected
+
+    def require_dir(self, path: str, what: str) -> str:
+        """``path`` if it is a folder, else FileNotFoundError naming it and the fix."""
+        if not osp.isdir(path):
+            if not osp.isdir(self.data_root or "."):
+                raise FileNotFoundError(
+                    f"{type(self).__name__}: data_root {self.data_root!r} "
+                    f"(absolute: {osp.abspath(self.data_root or '.')}) does "
+                    f"not exist. {DATASET_HINT}"
+                )
+            raise FileNotFoundError(
+                f"{type(self).__name__}: {path} ({what}) does not exist under "
+                f"data_root {self.data_root!r}. {DATASET_HINT}"
+            )
+        return path
+
+    def load_data_list(self) -> List[dict]:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement load_data_list()."
+        )

@@ -1,0 +1,92 @@
+"""The MTAN layout shared by NYUv2 and Cityscapes: ``root/<split>/<folder>/<i>.npy``."""
+
+import os
+import os.path as osp
+from typing import Dict, List, Tuple
+
+from .base_multitask_dataset import BaseMultiTaskDataset
+from .file_io import DataFileError
+
+
+def numbered_npy_files(folder: str) -> Dict[int, str]:
+    """``{i: path}`` of the files ``<i>.npy`` in ``folder`` (other file types are skipped).
+
+    Raises:
+        DataFileError: a .npy file whose name is not a number, or no .npy file at all.
+    """
+    files = {}
+    for name in os.listdir(folder):
+        stem, ext = osp.splitext(name)
+        if ext != ".npy":
+            continue
+        if not stem.isdigit():
+            raise DataFileError(
+                f"{osp.join(folder, name)}: MTAN files are named <index>.npy "
+                "(0.npy, 1.npy, ...); rename or remove this file."
+            )
+        files[int(stem)] = osp.join(folder, name)
+    if not files:
+        raise DataFileError(
+            f"{folder}: holds no <index>.npy files. Re-extract the dataset "
+            "(see docs/dataset_prepare.md)."
+        )
+    return files
+
+
+def _few(indices) -> str:
+    shown = sorted(indices)[:5]
+    more = "" if len(indices) <= 5 else f" and {len(indices) - 5} more"
+    return ", ".join(f"{i}.npy" for i in shown) + more
+
+
+class MTANDataset(BaseMultiTaskDataset):
+    """A dataset in MTAN's preprocessed layout: ``data_root/<split>/<folder>/<i>.npy``.
+
+    Images are ``image/<i>.npy`` (H x W x 3 floats in [0, 1]); subclasses map each task to its
+    folder and decoder in :meth:`task_source`. Every selected task's folder must hold the same
+    indices as ``image/``.
+    """
+
+    def task_source(self, task: str) -> Tuple[str, str, dict]:
+        """(folder, decoder, decoder options) of ``task``."""
+        raise NotImplementedError
+
+    def load_data_list(self) -> List[dict]:
+        split_dir = self.require_dir(
+            osp.join(self.data_root, self.split), f"the {self.split} split"
+        )
+        image_dir = self.require_dir(osp.join(split_dir, "image"), "images")
+        images = numbered_npy_files(image_dir)
+        sources = {}
+        for task in self.tasks:
+            folder, decoder, options = self.task_source(task)
+            task_dir = self.require_dir(
+                osp.join(split_dir, folder), f"the {task!r} maps"
+            )
+            files = numbered_npy_files(task_dir)
+            missing = images.keys() - files.keys()
+            extra = files.keys() - images.keys()
+            if missing or extra:
+                raise DataFileError(
+                    f"{type(self).__name__}: {task_dir} has {len(files)} "
+                    f".npy files but {image_dir} has {len(images)}"
+                    + (f"; missing here: {_few(missing)}" if missing else "")
+                    + (f"; without an image: {_few(extra)}" if extra else "")
+                    + ". Every task folder must hold one file per image: "
+                    "re-extract the dataset (see docs/dataset_prepare.md)."
+                )
+            sources[task] = (files, decoder, options)
+        data_list = []
+        for index in sorted(images):
+            ann_info = {
+                task: dict(decoder=decoder, path=files[index], **options)
+                for task, (files, decoder, options) in sources.items()
+            }
+            data_list.append(
+                dict(
+                    img_path=images[index],
+                    task_kinds=dict(self.task_kinds),
+                    ann_info=ann_info,
+                )
+            )
+        return data_list

@@ -1,0 +1,73 @@
+"""NYUv2 in MTAN's preprocessed layout (13 classes, 288 x 384): semseg, depth, normals."""
+
+from typing import Tuple
+
+from ctal_mm.registry import DATASETS
+
+from .mtan import MTANDataset
+
+NYUV2_CLASSES = (
+    "bed",
+    "books",
+    "ceiling",
+    "chair",
+    "floor",
+    "furniture",
+    "objects",
+    "picture",
+    "sofa",
+    "table",
+    "tv",
+    "wall",
+    "window",
+)
+NYUV2_PALETTE = [
+    [0, 0, 255],
+    [233, 89, 48],
+    [0, 218, 0],
+    [149, 0, 240],
+    [222, 241, 24],
+    [255, 206, 206],
+    [0, 224, 229],
+    [106, 136, 204],
+    [117, 29, 41],
+    [240, 35, 235],
+    [0, 167, 156],
+    [249, 139, 0],
+    [225, 229, 194],
+]
+
+
+@DATASETS.register_module()
+class NYUv2Dataset(MTANDataset):
+    """NYUv2 as preprocessed by MTAN (795 train, 654 val images of 288 x 384).
+
+    Layout: ``data_root/{train,val}/{image,label,depth,normal}/<i>.npy``: image H x W x 3 floats
+    in [0, 1] (loaded on the 0..255 scale), label H x W floats with 13 classes and -1 = ignore
+    (loaded as 255), depth H x W (x 1) metres with 0 = invalid, normal H x W x 3 in [-1, 1]
+    with all-zero = invalid. This is the MTAN protocol (13 classes, depth abs/rel error), not the
+    40-class "NYUD-MT" protocol of ATRC / InvPT.
+
+    Args:
+        **kwargs: see :class:`BaseMultiTaskDataset` (``data_root``, ``split``, ``tasks``...).
+    """
+
+    METAINFO = dict(
+        tasks=("semseg", "depth", "normals"),
+        task_kinds=dict(
+            semseg="segmentation", depth="depth", normals="normals"
+        ),
+        classes=NYUV2_CLASSES,
+        palette=NYUV2_PALETTE,
+    )
+
+    def task_source(self, task: str) -> Tuple[str, str, dict]:
+        return {
+            "semseg": (
+                "label",
+                "npy_label",
+                dict(num_classes=len(NYUV2_CLASSES)),
+            ),
+            "depth": ("depth", "npy_depth", {}),
+            "normals": ("normal", "npy_normals", {}),
+        }[task]
