@@ -10,14 +10,14 @@ from .task_drawers import (
 )
 
 __all__ = [
-    "MultiTaskVisualizer",
-    "as_rgb_uint8",
-    "Tile",
-    "compose_panel",
-    "TASK_DRAWERS",
-    "DrawStyle",
-    "TaskDrawing",
-    "generated_palette",
-    "get_task_drawer",
-    "register_task_drawer",
+    'MultiTaskVisualizer',
+    'as_rgb_uint8',
+    'Tile',
+    'compose_panel',
+    'TASK_DRAWERS',
+    'DrawStyle',
+    'TaskDrawing',
+    'generated_palette',
+    'get_task_drawer',
+    'register_task_drawer',
 ]

@@ -18,8 +18,8 @@ from ctal_mm.structures import (
 from .panel import Tile, compose_panel, placeholder
 from .task_drawers import DrawStyle, get_task_drawer
 
-ROLE_NAMES = {"gt": "gt", "pred": "pred"}
-MISSING_TEXT = {"gt": "no ground truth", "pred": "no prediction"}
+ROLE_NAMES = {'gt': 'gt', 'pred': 'pred'}
+MISSING_TEXT = {'gt': 'no ground truth', 'pred': 'no prediction'}
 
 
 def to_numpy(data: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
@@ -42,8 +42,8 @@ def as_rgb_uint8(image: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3):
         raise ValueError(
-            f"The image to draw has shape {tuple(array.shape)}; expected "
-            "H x W x 3 RGB (or 3 x H x W, H x W)."
+            f'The image to draw has shape {tuple(array.shape)}; expected '
+            'H x W x 3 RGB (or 3 x H x W, H x W).'
         )
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
@@ -72,7 +72,7 @@ def resize_nearest(data: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
 def resize_image(image: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == tuple(shape):
         return image
-    return mmcv.imresize(image, (shape[1], shape[0]), interpolation="bilinear")
+    return mmcv.imresize(image, (shape[1], shape[0]), interpolation='bilinear')
 
 
 @VISUALIZERS.register_module()
@@ -116,12 +116,12 @@ class MultiTaskVisualizer(Visualizer):
 
     def __init__(
         self,
-        name: str = "visualizer",
+        name: str = 'visualizer',
         image: Optional[np.ndarray] = None,
         vis_backends: Optional[List[dict]] = None,
         save_dir: Optional[str] = None,
         alpha: float = 0.6,
-        colormap: str = "viridis",
+        colormap: str = 'viridis',
         max_columns: int = 4,
         tasks: Optional[Sequence[str]] = None,
         **kwargs,
@@ -129,12 +129,12 @@ class MultiTaskVisualizer(Visualizer):
         super().__init__(name, image, vis_backends, save_dir, **kwargs)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(
-                f"MultiTaskVisualizer(alpha={alpha}): alpha is the opacity of "
-                "the segmentation colours and must lie in [0, 1]."
+                f'MultiTaskVisualizer(alpha={alpha}): alpha is the opacity of '
+                'the segmentation colours and must lie in [0, 1].'
             )
         if max_columns < 1:
             raise ValueError(
-                f"MultiTaskVisualizer(max_columns={max_columns}) must be >= 1."
+                f'MultiTaskVisualizer(max_columns={max_columns}) must be >= 1.'
             )
         self.alpha = alpha
         self.colormap = colormap
@@ -147,9 +147,9 @@ class MultiTaskVisualizer(Visualizer):
         return self.dataset_meta or {}
 
     def _task_kinds(self, sample: Optional[MultiTaskDataSample]) -> Dict:
-        kinds = dict(self._meta().get("task_kinds") or {})
+        kinds = dict(self._meta().get('task_kinds') or {})
         if sample is not None:
-            kinds.update(sample.metainfo.get("task_kinds") or {})
+            kinds.update(sample.metainfo.get('task_kinds') or {})
         return kinds
 
     def _tasks_to_draw(
@@ -157,10 +157,10 @@ class MultiTaskVisualizer(Visualizer):
     ) -> List[str]:
         if self.tasks is not None:
             return list(self.tasks)
-        present = set(sample.metainfo.get("task_kinds") or {})
-        if "gt" in roles:
+        present = set(sample.metainfo.get('task_kinds') or {})
+        if 'gt' in roles:
             present.update(sample.gt_tasks)
-        if "pred" in roles:
+        if 'pred' in roles:
             present.update(sample.pred_tasks)
         order = list(kinds) + list(DEFAULT_TASK_KIND)
         rank = {task: i for i, task in reversed(list(enumerate(order)))}
@@ -168,11 +168,11 @@ class MultiTaskVisualizer(Visualizer):
 
     def _style(self, task: str, with_labels: bool) -> DrawStyle:
         meta = self._meta()
-        palette = meta.get(f"{task}_palette")
-        classes = meta.get(f"{task}_classes")
-        if task == "semseg":
-            palette = palette if palette is not None else meta.get("palette")
-            classes = classes if classes is not None else meta.get("classes")
+        palette = meta.get(f'{task}_palette')
+        classes = meta.get(f'{task}_classes')
+        if task == 'semseg':
+            palette = palette if palette is not None else meta.get('palette')
+            classes = classes if classes is not None else meta.get('classes')
         return DrawStyle(
             task=task,
             palette=None if palette is None else np.asarray(palette),
@@ -204,22 +204,22 @@ class MultiTaskVisualizer(Visualizer):
         """
         image = as_rgb_uint8(image)
         if data_sample is None:
-            return compose_panel([[Tile("image", image)]])
+            return compose_panel([[Tile('image', image)]])
         kinds = self._task_kinds(data_sample)
         roles = []
         if draw_gt and data_sample.gt_tasks:
-            roles.append("gt")
+            roles.append('gt')
         if draw_pred and data_sample.pred_tasks:
-            roles.append("pred")
+            roles.append('pred')
         tasks = self._tasks_to_draw(data_sample, roles, kinds)
         if not roles or not tasks:
-            return compose_panel([[Tile("image", image)]])
+            return compose_panel([[Tile('image', image)]])
 
         maps = {
             task: {
-                role: to_numpy(getattr(data_sample, f"{role}_{task}").data)
+                role: to_numpy(getattr(data_sample, f'{role}_{task}').data)
                 for role in roles
-                if f"{role}_{task}" in data_sample
+                if f'{role}_{task}' in data_sample
             }
             for task in tasks
         }
@@ -236,7 +236,7 @@ class MultiTaskVisualizer(Visualizer):
                 r: resize_nearest(m, shape) for r, m in maps[task].items()
             }
             tiles = {}
-            note = ""
+            note = ''
             if present:
                 kind = get_task_kind(task, kinds).name
                 drawing = get_task_drawer(kind)(
@@ -245,16 +245,16 @@ class MultiTaskVisualizer(Visualizer):
                 tiles, note = drawing.tiles, drawing.note
             row = []
             for role in roles:
-                title = f"{task} {ROLE_NAMES[role]}"
+                title = f'{task} {ROLE_NAMES[role]}'
                 if note:
-                    title += f" ({note})"
+                    title += f' ({note})'
                 tile = tiles.get(role)
                 if tile is None:
                     tile = placeholder(shape, MISSING_TEXT[role])
                 row.append(Tile(title, tile))
             task_rows.append(row)
 
-        image_tile = Tile("image", image)
+        image_tile = Tile('image', image)
         if len(roles) == 2:
             return compose_panel(task_rows, header=image_tile)
         flat = [image_tile] + [row[0] for row in task_rows]

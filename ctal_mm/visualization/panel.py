@@ -62,8 +62,8 @@ def _titled(tile: Optional[Tile], height: int, width: int, bar: int):
     if tile.image.shape[:2] != (height, width):
         raise ValueError(
             f"Tile {tile.title!r} is {tile.image.shape[:2]}, the panel's "
-            f"tiles are {(height, width)}: resize the maps to the image "
-            "first."
+            f'tiles are {(height, width)}: resize the maps to the image '
+            'first.'
         )
     _put_centred_text(cell[:bar], tile.title, int(bar * 0.6))
     cell[bar:] = tile.image
@@ -89,7 +89,7 @@ def compose_panel(
     if header is not None:
         tiles.append(header)
     if not tiles:
-        raise ValueError("compose_panel needs at least one tile.")
+        raise ValueError('compose_panel needs at least one tile.')
     height, width = tiles[0].image.shape[:2]
     bar, gap = title_height(height), gap_width(height)
     n_cols = max([len(row) for row in rows] + [1])

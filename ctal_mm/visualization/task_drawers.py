@@ -47,7 +47,7 @@ class DrawStyle:
     classes: Optional[Sequence[str]] = None
     alpha: float = 0.6
     with_labels: bool = True
-    colormap: str = "viridis"
+    colormap: str = 'viridis'
 
 
 @dataclass
@@ -61,7 +61,7 @@ class TaskDrawing:
     """
 
     tiles: Dict[str, np.ndarray]
-    note: str = ""
+    note: str = ''
     extra: dict = field(default_factory=dict)
 
 
@@ -76,9 +76,9 @@ def register_task_drawer(kind: str, force: bool = False):
     def _register(fn: Drawer) -> Drawer:
         if kind in TASK_DRAWERS and not force:
             raise KeyError(
-                f"Task kind {kind!r} already has a drawer "
-                f"({TASK_DRAWERS[kind].__name__}); pass force=True to "
-                "replace it."
+                f'Task kind {kind!r} already has a drawer '
+                f'({TASK_DRAWERS[kind].__name__}); pass force=True to '
+                'replace it.'
             )
         TASK_DRAWERS[kind] = fn
         return fn
@@ -89,10 +89,10 @@ def register_task_drawer(kind: str, force: bool = False):
 def get_task_drawer(kind: str) -> Drawer:
     if kind not in TASK_DRAWERS:
         raise KeyError(
-            f"No drawer for task kind {kind!r}; kinds with drawers: "
-            f"{sorted(TASK_DRAWERS)}. Register one with "
-            "@ctal_mm.visualization.register_task_drawer"
-            f"({kind!r})."
+            f'No drawer for task kind {kind!r}; kinds with drawers: '
+            f'{sorted(TASK_DRAWERS)}. Register one with '
+            '@ctal_mm.visualization.register_task_drawer'
+            f'({kind!r}).'
         )
     return TASK_DRAWERS[kind]
 
@@ -138,7 +138,7 @@ def colormap_lut(name: str) -> np.ndarray:
         cmap = matplotlib.colormaps[name]
     except KeyError:
         raise KeyError(
-            f"Unknown colormap {name!r} for MultiTaskVisualizer(colormap=...)"
+            f'Unknown colormap {name!r} for MultiTaskVisualizer(colormap=...)'
             "; use a matplotlib colormap name such as 'viridis', 'magma', "
             "'turbo'."
         ) from None
@@ -149,21 +149,21 @@ def colormap_lut(name: str) -> np.ndarray:
 def _single_channel(task: str, role: str, data: np.ndarray, kind: str):
     if data.ndim != 3 or data.shape[0] != 1:
         raise ValueError(
-            f"{role}_{task} has shape {tuple(data.shape)}; the {kind} drawer "
-            "expects 1 x H x W (the conventions in "
-            "ctal_mm/structures/task_kinds.py). Convert the model output in "
+            f'{role}_{task} has shape {tuple(data.shape)}; the {kind} drawer '
+            'expects 1 x H x W (the conventions in '
+            'ctal_mm/structures/task_kinds.py). Convert the model output in '
             "its head's predict step."
         )
     return data[0]
 
 
-@register_task_drawer("segmentation")
+@register_task_drawer('segmentation')
 def draw_segmentation(
     image: np.ndarray, maps: Dict[str, np.ndarray], style: DrawStyle
 ) -> TaskDrawing:
     """Class colours blended over the image; ignored pixels (255) black."""
     labels = {
-        role: _single_channel(style.task, role, m, "segmentation").astype(
+        role: _single_channel(style.task, role, m, 'segmentation').astype(
             np.int64
         )
         for role, m in maps.items()
@@ -246,7 +246,7 @@ def _bright(colour):
     return tuple(int(255 - (255 - c) * 0.35) for c in colour)
 
 
-@register_task_drawer("depth")
+@register_task_drawer('depth')
 def draw_depth(
     image: np.ndarray, maps: Dict[str, np.ndarray], style: DrawStyle
 ) -> TaskDrawing:
@@ -256,11 +256,11 @@ def draw_depth(
     spans the valid values of both maps, so the same colour means the same depth in both tiles.
     """
     depths = {
-        role: _single_channel(style.task, role, m, "depth").astype(np.float32)
+        role: _single_channel(style.task, role, m, 'depth').astype(np.float32)
         for role, m in maps.items()
     }
     valid = {
-        role: np.isfinite(d) & ((d > 0) if role == "gt" else True)
+        role: np.isfinite(d) & ((d > 0) if role == 'gt' else True)
         for role, d in depths.items()
     }
     values = [d[valid[role]] for role, d in depths.items()]
@@ -278,11 +278,11 @@ def draw_depth(
         tile = lut[np.round(scaled * 255).astype(np.int64)]
         tile[~valid[role]] = NO_LABEL_COLOUR
         tiles[role] = tile
-    note = f"{low:.2f}-{high:.2f} m" if values else "no valid depth"
+    note = f'{low:.2f}-{high:.2f} m' if values else 'no valid depth'
     return TaskDrawing(tiles, note=note, extra=dict(range=(low, high)))
 
 
-@register_task_drawer("normals")
+@register_task_drawer('normals')
 def draw_normals(
     image: np.ndarray, maps: Dict[str, np.ndarray], style: DrawStyle
 ) -> TaskDrawing:
@@ -291,9 +291,9 @@ def draw_normals(
     for role, normals in maps.items():
         if normals.ndim != 3 or normals.shape[0] != 3:
             raise ValueError(
-                f"{role}_{style.task} has shape {tuple(normals.shape)}; the "
-                "normals drawer expects 3 x H x W unit vectors (the "
-                "conventions in ctal_mm/structures/task_kinds.py)."
+                f'{role}_{style.task} has shape {tuple(normals.shape)}; the '
+                'normals drawer expects 3 x H x W unit vectors (the '
+                'conventions in ctal_mm/structures/task_kinds.py).'
             )
         vectors = np.moveaxis(normals.astype(np.float32), 0, -1)
         finite = np.isfinite(vectors).all(axis=-1)
@@ -315,10 +315,10 @@ def draw_gray_probability(
     """
     tiles = {}
     for role, m in maps.items():
-        values = _single_channel(style.task, role, m, "gray-level").astype(
+        values = _single_channel(style.task, role, m, 'gray-level').astype(
             np.float32
         )
-        ignored = values == IGNORE_INDEX if role == "gt" else None
+        ignored = values == IGNORE_INDEX if role == 'gt' else None
         gray = np.clip(np.nan_to_num(values), 0.0, 1.0)
         gray = np.round(gray * 255).astype(np.uint8)
         tile = np.repeat(gray[..., None], 3, axis=-1)
@@ -328,5 +328,5 @@ def draw_gray_probability(
     return TaskDrawing(tiles)
 
 
-register_task_drawer("edge")(draw_gray_probability)
-register_task_drawer("saliency")(draw_gray_probability)
+register_task_drawer('edge')(draw_gray_probability)
+register_task_drawer('saliency')(draw_gray_probability)

@@ -13,15 +13,15 @@ import pytest
 from ctal_mm.visualization.panel import gap_width, title_height
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, "tools", "analysis_tools", "browse_dataset.py")
+TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'browse_dataset.py')
 
 
 def run_tool(*args, pythonpath=()):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [REPO, *pythonpath, env.get("PYTHONPATH", "")]
+    env['PYTHONPATH'] = os.pathsep.join(
+        [REPO, *pythonpath, env.get('PYTHONPATH', '')]
     )
-    env["MPLBACKEND"] = "Agg"
+    env['MPLBACKEND'] = 'Agg'
     return subprocess.run(
         [sys.executable, TOOL, *args],
         capture_output=True,
@@ -82,8 +82,8 @@ class PartialLabelsDataset(Dataset):
 
 
 def test_samples_lacking_a_task_still_get_every_tile(tmp_path):
-    (tmp_path / "partial_labels.py").write_text(PARTIAL_DATASET)
-    config = tmp_path / "partial.py"
+    (tmp_path / 'partial_labels.py').write_text(PARTIAL_DATASET)
+    config = tmp_path / 'partial.py'
     config.write_text(
         textwrap.dedent(
             """
@@ -95,19 +95,19 @@ def test_samples_lacking_a_task_still_get_every_tile(tmp_path):
             """
         )
     )
-    out = tmp_path / "out"
+    out = tmp_path / 'out'
     result = run_tool(
         str(config),
-        "--output-dir",
+        '--output-dir',
         str(out),
-        "--not-show",
-        "--num",
-        "2",
+        '--not-show',
+        '--num',
+        '2',
         pythonpath=[str(tmp_path)],
     )
     assert result.returncode == 0, result.stderr
     names = sorted(os.listdir(out))
-    assert names == ["00000_img0.png", "00001_img1.png"]
+    assert names == ['00000_img0.png', '00001_img1.png']
     for name in names:
         panel = cv2.imread(str(out / name))
         # image, semseg, depth (a placeholder for sample 1) in one row
@@ -115,7 +115,7 @@ def test_samples_lacking_a_task_still_get_every_tile(tmp_path):
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("browse_dataset", TOOL)
+    spec = importlib.util.spec_from_file_location('browse_dataset', TOOL)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -123,5 +123,5 @@ def load_tool():
 
 def test_not_show_without_output_dir_is_refused(capsys):
     with pytest.raises(SystemExit):
-        load_tool().parse_args(["any.py", "--not-show"])
-    assert "--output-dir" in capsys.readouterr().err
+        load_tool().parse_args(['any.py', '--not-show'])
+    assert '--output-dir' in capsys.readouterr().err

@@ -21,7 +21,7 @@ GRAY_IMAGE = np.full((H, W, 3), 100, np.uint8)
 
 
 def draw(kind, maps, **style):
-    style = DrawStyle(task=style.pop("task", kind), **style)
+    style = DrawStyle(task=style.pop('task', kind), **style)
     return get_task_drawer(kind)(GRAY_IMAGE, maps, style)
 
 
@@ -31,12 +31,12 @@ def test_segmentation_blends_palette_colour_and_blacks_out_ignore():
     labels[0, 0, 0] = IGNORE_INDEX
     palette = np.array([[0, 0, 0], [200, 10, 50]], np.uint8)
     tile = draw(
-        "segmentation",
-        {"gt": labels},
+        'segmentation',
+        {'gt': labels},
         palette=palette,
         alpha=0.6,
         with_labels=False,
-    ).tiles["gt"]
+    ).tiles['gt']
     assert tile.shape == (H, W, 3) and tile.dtype == np.uint8
     # 100 * 0.4 + palette * 0.6
     np.testing.assert_array_equal(tile[3, 5], [160, 46, 70])
@@ -47,8 +47,8 @@ def test_segmentation_blends_palette_colour_and_blacks_out_ignore():
 def test_segmentation_without_palette_uses_generated_colours():
     labels = np.arange(H * W, dtype=np.int64).reshape(1, H, W) % 20
     tile = draw(
-        "segmentation", {"pred": labels}, alpha=1.0, with_labels=False
-    ).tiles["pred"]
+        'segmentation', {'pred': labels}, alpha=1.0, with_labels=False
+    ).tiles['pred']
     palette = generated_palette(20)
     np.testing.assert_array_equal(tile[0, 3], palette[3])
     np.testing.assert_array_equal(tile[2, 3], palette[(2 * W + 3) % 20])
@@ -57,12 +57,12 @@ def test_segmentation_without_palette_uses_generated_colours():
 def test_segmentation_extends_a_short_palette():
     labels = np.full((1, H, W), 5, np.int64)
     tile = draw(
-        "segmentation",
-        {"gt": labels},
+        'segmentation',
+        {'gt': labels},
         palette=np.array([[1, 2, 3]], np.uint8),
         alpha=1.0,
         with_labels=False,
-    ).tiles["gt"]
+    ).tiles['gt']
     np.testing.assert_array_equal(tile[0, 0], generated_palette(6)[5])
 
 
@@ -77,13 +77,13 @@ def test_segmentation_writes_class_names_on_large_regions():
     labels = np.zeros((1, 64, 64), np.int64)
     labels[0, :, 32:] = 1
     image = np.full((64, 64, 3), 100, np.uint8)
-    style = dict(task="semseg", classes=["wall", "floor"], alpha=0.6)
-    plain = get_task_drawer("segmentation")(
-        image, {"gt": labels}, DrawStyle(with_labels=False, **style)
-    ).tiles["gt"]
-    named = get_task_drawer("segmentation")(
-        image, {"gt": labels}, DrawStyle(with_labels=True, **style)
-    ).tiles["gt"]
+    style = dict(task='semseg', classes=['wall', 'floor'], alpha=0.6)
+    plain = get_task_drawer('segmentation')(
+        image, {'gt': labels}, DrawStyle(with_labels=False, **style)
+    ).tiles['gt']
+    named = get_task_drawer('segmentation')(
+        image, {'gt': labels}, DrawStyle(with_labels=True, **style)
+    ).tiles['gt']
     changed = (plain != named).any(axis=-1)
     assert changed[:, :32].any() and changed[:, 32:].any()
 
@@ -94,22 +94,22 @@ def test_depth_shares_one_range_and_blacks_out_invalid():
     gt[0, 1, :] = 1.0
     pred = np.full((1, H, W), 2.0, np.float32)
     pred[0, 2, :] = 5.0
-    drawing = draw("depth", {"gt": gt, "pred": pred}, colormap="viridis")
-    lut = colormap_lut("viridis")
-    assert drawing.extra["range"] == (1.0, 5.0)
-    gt_tile, pred_tile = drawing.tiles["gt"], drawing.tiles["pred"]
+    drawing = draw('depth', {'gt': gt, 'pred': pred}, colormap='viridis')
+    lut = colormap_lut('viridis')
+    assert drawing.extra['range'] == (1.0, 5.0)
+    gt_tile, pred_tile = drawing.tiles['gt'], drawing.tiles['pred']
     np.testing.assert_array_equal(gt_tile[0, 0], [0, 0, 0])
     np.testing.assert_array_equal(gt_tile[1, 0], lut[0])
     np.testing.assert_array_equal(pred_tile[2, 0], lut[255])
     # the same depth has the same colour in both tiles: 2 m = a quarter of the range
     np.testing.assert_array_equal(gt_tile[4, 4], pred_tile[4, 4])
     np.testing.assert_array_equal(gt_tile[4, 4], lut[round(0.25 * 255)])
-    assert "1.00-5.00" in drawing.note
+    assert '1.00-5.00' in drawing.note
 
 
 def test_depth_with_no_valid_pixel_is_black():
-    drawing = draw("depth", {"gt": np.zeros((1, H, W), np.float32)})
-    assert (drawing.tiles["gt"] == 0).all()
+    drawing = draw('depth', {'gt': np.zeros((1, H, W), np.float32)})
+    assert (drawing.tiles['gt'] == 0).all()
 
 
 def test_normals_map_to_rgb_and_invalid_black():
@@ -117,51 +117,51 @@ def test_normals_map_to_rgb_and_invalid_black():
     normals[2, 0, 0] = 1.0  # (0, 0, 1), facing the camera
     normals[0, 0, 1] = 1.0  # (1, 0, 0)
     normals[1, 0, 2] = -1.0  # (0, -1, 0)
-    tile = draw("normals", {"gt": normals}).tiles["gt"]
+    tile = draw('normals', {'gt': normals}).tiles['gt']
     np.testing.assert_array_equal(tile[0, 0], [128, 128, 255])
     np.testing.assert_array_equal(tile[0, 1], [255, 128, 128])
     np.testing.assert_array_equal(tile[0, 2], [128, 0, 128])
     np.testing.assert_array_equal(tile[3, 3], [0, 0, 0])
 
 
-@pytest.mark.parametrize("kind", ["edge", "saliency"])
+@pytest.mark.parametrize('kind', ['edge', 'saliency'])
 def test_gray_maps_binary_gt_probability_pred_and_ignore(kind):
     gt = np.zeros((1, H, W), np.int64)
     gt[0, 1] = 1
     gt[0, 2] = IGNORE_INDEX
     pred = np.full((1, H, W), 0.5, np.float32)
     pred[0, 0, 0] = 1.0
-    tiles = draw(kind, {"gt": gt, "pred": pred}).tiles
-    np.testing.assert_array_equal(tiles["gt"][0, 0], [0, 0, 0])
-    np.testing.assert_array_equal(tiles["gt"][1, 0], [255, 255, 255])
-    np.testing.assert_array_equal(tiles["gt"][2, 0], GRAY_MAP_IGNORE_COLOUR)
-    np.testing.assert_array_equal(tiles["pred"][0, 0], [255, 255, 255])
-    np.testing.assert_array_equal(tiles["pred"][3, 3], [128, 128, 128])
+    tiles = draw(kind, {'gt': gt, 'pred': pred}).tiles
+    np.testing.assert_array_equal(tiles['gt'][0, 0], [0, 0, 0])
+    np.testing.assert_array_equal(tiles['gt'][1, 0], [255, 255, 255])
+    np.testing.assert_array_equal(tiles['gt'][2, 0], GRAY_MAP_IGNORE_COLOUR)
+    np.testing.assert_array_equal(tiles['pred'][0, 0], [255, 255, 255])
+    np.testing.assert_array_equal(tiles['pred'][3, 3], [128, 128, 128])
 
 
 @pytest.mark.parametrize(
-    "kind,shape",
+    'kind,shape',
     [
-        ("segmentation", (13, H, W)),
-        ("depth", (H, W)),
-        ("normals", (1, H, W)),
-        ("edge", (2, H, W)),
+        ('segmentation', (13, H, W)),
+        ('depth', (H, W)),
+        ('normals', (1, H, W)),
+        ('edge', (2, H, W)),
     ],
 )
 def test_wrong_map_shape_names_task_and_convention(kind, shape):
-    with pytest.raises(ValueError, match=r"pred_mytask.*task_kinds\.py"):
-        draw(kind, {"pred": np.zeros(shape)}, task="mytask")
+    with pytest.raises(ValueError, match=r'pred_mytask.*task_kinds\.py'):
+        draw(kind, {'pred': np.zeros(shape)}, task='mytask')
 
 
 def test_drawer_registry_rejects_duplicates_and_names_known_kinds():
-    with pytest.raises(KeyError, match="already has a drawer"):
-        register_task_drawer("depth")(lambda image, maps, style: None)
-    with pytest.raises(KeyError, match="register_task_drawer"):
-        get_task_drawer("no_such_kind")
+    with pytest.raises(KeyError, match='already has a drawer'):
+        register_task_drawer('depth')(lambda image, maps, style: None)
+    with pytest.raises(KeyError, match='register_task_drawer'):
+        get_task_drawer('no_such_kind')
     assert set(TASK_DRAWERS) >= {
-        "segmentation",
-        "depth",
-        "normals",
-        "edge",
-        "saliency",
+        'segmentation',
+        'depth',
+        'normals',
+        'edge',
+        'saliency',
     }

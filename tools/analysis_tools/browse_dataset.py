@@ -22,60 +22,60 @@ from ctal_mm.utils import register_all_modules
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description="Draw the training samples of a config, one panel each"
+        description='Draw the training samples of a config, one panel each'
     )
-    parser.add_argument("config", help="config file path")
+    parser.add_argument('config', help='config file path')
     parser.add_argument(
-        "--output-dir",
+        '--output-dir',
         default=None,
-        help="directory to write the panels into (PNG, one per sample)",
+        help='directory to write the panels into (PNG, one per sample)',
     )
     parser.add_argument(
-        "--not-show",
-        action="store_true",
-        help="do not show the panels in a window",
+        '--not-show',
+        action='store_true',
+        help='do not show the panels in a window',
     )
     parser.add_argument(
-        "--show-interval",
+        '--show-interval',
         type=float,
         default=2,
-        help="seconds each shown panel stays on screen",
+        help='seconds each shown panel stays on screen',
     )
     parser.add_argument(
-        "--num",
+        '--num',
         type=int,
         default=None,
-        help="draw only the first NUM samples (default: all)",
+        help='draw only the first NUM samples (default: all)',
     )
     parser.add_argument(
-        "--cfg-options",
-        nargs="+",
+        '--cfg-options',
+        nargs='+',
         action=DictAction,
-        help="override config settings, xxx=yyy pairs merged into the "
-        "config, e.g. train_dataloader.dataset.num_samples=4",
+        help='override config settings, xxx=yyy pairs merged into the '
+        'config, e.g. train_dataloader.dataset.num_samples=4',
     )
     args = parser.parse_args(argv)
     if args.output_dir is None and args.not_show:
         parser.error(
-            "with --not-show and no --output-dir nothing would be drawn: "
-            "give --output-dir DIR."
+            'with --not-show and no --output-dir nothing would be drawn: '
+            'give --output-dir DIR.'
         )
     if args.num is not None and args.num < 1:
-        parser.error(f"--num {args.num}: give a positive number of samples.")
+        parser.error(f'--num {args.num}: give a positive number of samples.')
     return args
 
 
 def build_visualizer(cfg):
     """The config's visualizer without its backends: panels go to files or a window only."""
-    vis_cfg = dict(cfg.get("visualizer") or dict(type="MultiTaskVisualizer"))
-    vis_cfg["vis_backends"] = None
-    vis_cfg.pop("save_dir", None)
-    vis_cfg.setdefault("name", "browse_dataset")
+    vis_cfg = dict(cfg.get('visualizer') or dict(type='MultiTaskVisualizer'))
+    vis_cfg['vis_backends'] = None
+    vis_cfg.pop('save_dir', None)
+    vis_cfg.setdefault('name', 'browse_dataset')
     visualizer = VISUALIZERS.build(vis_cfg)
-    if not hasattr(visualizer, "draw_panel"):
+    if not hasattr(visualizer, 'draw_panel'):
         raise TypeError(
-            f"{cfg.filename}: visualizer is {type(visualizer).__name__}, "
-            "which cannot draw multitask samples; set "
+            f'{cfg.filename}: visualizer is {type(visualizer).__name__}, '
+            'which cannot draw multitask samples; set '
             "visualizer=dict(type='MultiTaskVisualizer')."
         )
     return visualizer
@@ -83,17 +83,17 @@ def build_visualizer(cfg):
 
 def dataset_task_kinds(dataset):
     """task -> kind from the dataset's metainfo, so that every panel lists the same tasks."""
-    meta = getattr(dataset, "metainfo", None) or {}
-    kinds = meta.get("task_kinds")
+    meta = getattr(dataset, 'metainfo', None) or {}
+    kinds = meta.get('task_kinds')
     if isinstance(kinds, dict):
         return dict(kinds)
     return {}
 
 
 def sample_name(index, data_sample):
-    path = data_sample.metainfo.get("img_path")
-    stem = osp.splitext(osp.basename(path))[0] if path else "sample"
-    return f"{index:05d}_{stem}"
+    path = data_sample.metainfo.get('img_path')
+    stem = osp.splitext(osp.basename(path))[0] if path else 'sample'
+    return f'{index:05d}_{stem}'
 
 
 def main(argv=None):
@@ -103,17 +103,17 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     register_all_modules()
 
-    loader_cfg = cfg.get("train_dataloader")
-    if not loader_cfg or "dataset" not in loader_cfg:
+    loader_cfg = cfg.get('train_dataloader')
+    if not loader_cfg or 'dataset' not in loader_cfg:
         sys.exit(
-            f"{args.config} has no train_dataloader.dataset: browse_dataset "
-            "draws the training set; use a full training config."
+            f'{args.config} has no train_dataloader.dataset: browse_dataset '
+            'draws the training set; use a full training config.'
         )
-    dataset = DATASETS.build(loader_cfg["dataset"])
+    dataset = DATASETS.build(loader_cfg['dataset'])
     visualizer = build_visualizer(cfg)
     visualizer.dataset_meta = dataset.metainfo
     kinds = dataset_task_kinds(dataset)
-    if kinds and getattr(visualizer, "tasks", None) is None:
+    if kinds and getattr(visualizer, 'tasks', None) is None:
         # samples lacking a task still get its (empty) tile, so panels line up
         visualizer.tasks = list(kinds)
 
@@ -123,16 +123,16 @@ def main(argv=None):
     progress = ProgressBar(num)
     for index in range(num):
         item = dataset[index]
-        data_sample = item["data_samples"]
+        data_sample = item['data_samples']
         name = sample_name(index, data_sample)
         out_file = (
-            osp.join(args.output_dir, f"{name}.png")
+            osp.join(args.output_dir, f'{name}.png')
             if args.output_dir is not None
             else None
         )
         visualizer.add_datasample(
             name,
-            item["inputs"],
+            item['inputs'],
             data_sample=data_sample,
             draw_gt=True,
             draw_pred=False,
@@ -143,5 +143,5 @@ def main(argv=None):
         progress.update()
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     main()

@@ -44,7 +44,7 @@ class MultiTaskVisualizationHook(Hook):
         backend_args: file backend arguments for reading images.
     """
 
-    priority = "NORMAL"
+    priority = 'NORMAL'
 
     def __init__(
         self,
@@ -58,14 +58,14 @@ class MultiTaskVisualizationHook(Hook):
     ):
         if interval < 0:
             raise ValueError(
-                f"MultiTaskVisualizationHook(interval={interval}): use a "
-                "positive number of validation batches, or 0 to draw none."
+                f'MultiTaskVisualizationHook(interval={interval}): use a '
+                'positive number of validation batches, or 0 to draw none.'
             )
         if show_dir and test_out_dir and show_dir != test_out_dir:
             raise ValueError(
-                "MultiTaskVisualizationHook got show_dir="
-                f"{show_dir!r} and test_out_dir={test_out_dir!r}; they are "
-                "the same setting, give one."
+                'MultiTaskVisualizationHook got show_dir='
+                f'{show_dir!r} and test_out_dir={test_out_dir!r}; they are '
+                'the same setting, give one.'
             )
         self.draw = draw
         self.interval = interval
@@ -85,12 +85,12 @@ class MultiTaskVisualizationHook(Hook):
         self.show_dir = value
 
     def before_run(self, runner) -> None:
-        if not hasattr(runner.visualizer, "draw_panel"):
+        if not hasattr(runner.visualizer, 'draw_panel'):
             warnings.warn(
-                "MultiTaskVisualizationHook draws nothing with the visualizer "
-                f"{type(runner.visualizer).__name__}: set "
+                'MultiTaskVisualizationHook draws nothing with the visualizer '
+                f'{type(runner.visualizer).__name__}: set '
                 "visualizer=dict(type='MultiTaskVisualizer', ...) in the "
-                "config."
+                'config.'
             )
         if self.show:
             # a window is wanted, not records (as MMSegmentation's hook)
@@ -111,7 +111,7 @@ class MultiTaskVisualizationHook(Hook):
         sample = outputs[0]
         image = self._read_image(sample, data_batch, 0)
         runner.visualizer.add_datasample(
-            f"val_{self._image_name(sample, batch_idx)}",
+            f'val_{self._image_name(sample, batch_idx)}',
             image,
             data_sample=sample,
             show=self.show,
@@ -133,9 +133,9 @@ class MultiTaskVisualizationHook(Hook):
             self._test_index += 1
             out_file = None
             if self.show_dir:
-                out_file = osp.join(self.show_dir, f"{name}.png")
+                out_file = osp.join(self.show_dir, f'{name}.png')
             runner.visualizer.add_datasample(
-                f"test_{name}",
+                f'test_{name}',
                 self._read_image(sample, data_batch, index),
                 data_sample=sample,
                 show=self.show,
@@ -146,40 +146,40 @@ class MultiTaskVisualizationHook(Hook):
 
     @staticmethod
     def _image_name(sample: MultiTaskDataSample, fallback: int) -> str:
-        path = sample.metainfo.get("img_path")
+        path = sample.metainfo.get('img_path')
         if path:
             return osp.splitext(osp.basename(path))[0]
-        return str(sample.metainfo.get("sample_idx", fallback))
+        return str(sample.metainfo.get('sample_idx', fallback))
 
     def _read_image(
         self, sample: MultiTaskDataSample, data_batch, index: int
     ) -> np.ndarray:
-        path = sample.metainfo.get("img_path")
+        path = sample.metainfo.get('img_path')
         if path:
             try:
                 content = get(path, backend_args=self.backend_args)
-                if path.endswith(".npy"):
+                if path.endswith('.npy'):
                     image = np.load(io.BytesIO(content), allow_pickle=False)
                 else:
-                    image = mmcv.imfrombytes(content, channel_order="rgb")
+                    image = mmcv.imfrombytes(content, channel_order='rgb')
                 if image is not None:
                     return image
             except Exception as error:  # a picture must not stop a run
                 if not self._warned_unreadable:
                     self._warned_unreadable = True
                     warnings.warn(
-                        f"MultiTaskVisualizationHook cannot read {path!r} "
+                        f'MultiTaskVisualizationHook cannot read {path!r} '
                         f"({error}); drawing the batch's input tensors "
-                        "instead. Pass backend_args if the images live on "
-                        "another file backend."
+                        'instead. Pass backend_args if the images live on '
+                        'another file backend.'
                     )
         inputs = (
-            data_batch.get("inputs") if isinstance(data_batch, dict) else None
+            data_batch.get('inputs') if isinstance(data_batch, dict) else None
         )
         if inputs is not None and index < len(inputs):
             return inputs[index]
         raise ValueError(
-            f"MultiTaskVisualizationHook cannot find the image of sample "
-            f"{index}: its img_path {path!r} is not readable and the batch "
+            f'MultiTaskVisualizationHook cannot find the image of sample '
+            f'{index}: its img_path {path!r} is not readable and the batch '
             "has no 'inputs'."
         )
