@@ -114,6 +114,35 @@ def test_samples_lacking_a_task_still_get_every_tile(tmp_path):
         assert panel.shape[:2] == grid_size((24, 32), 1, 3)
 
 
+SYNTHETIC = osp.join(REPO, 'configs', '_base_', 'datasets', 'synthetic.py')
+
+
+def test_synthetic_config_all_six_tasks(tmp_path):
+    out = tmp_path / 'out'
+    result = run_tool(
+        SYNTHETIC,
+        '--output-dir',
+        str(out),
+        '--not-show',
+        '--num',
+        '3',
+        '--cfg-options',
+        'train_dataloader.dataset.num_samples=4',
+        'train_dataloader.dataset.img_size=(48,64)',
+        'train_dataloader.dataset.tasks=[semseg,depth,normals,edge,'
+        'saliency,human_parts]',
+    )
+    assert result.returncode == 0, result.stderr
+    names = sorted(os.listdir(out))
+    assert names == ['00000.png', '00001.png', '00002.png']
+    for name in names:
+        panel = cv2.imread(str(out / name))
+        # the image and six tasks in a grid of 4 columns
+        assert panel.shape[:2] == grid_size((48, 64), 2, 4)
+        # the tiles hold pictures, not only the dark background
+        assert panel.std() > 20
+
+
 def load_tool():
     spec = importlib.util.spec_from_file_location('browse_dataset', TOOL)
     module = importlib.util.module_from_spec(spec)

@@ -91,9 +91,11 @@ def dataset_task_kinds(dataset):
 
 
 def sample_name(index, data_sample):
+    """``<index>_<image file stem>``, or the index alone for in-memory samples."""
     path = data_sample.metainfo.get('img_path')
-    stem = osp.splitext(osp.basename(path))[0] if path else 'sample'
-    return f'{index:05d}_{stem}'
+    if not path:
+        return f'{index:05d}'
+    return f'{index:05d}_{osp.splitext(osp.basename(path))[0]}'
 
 
 def main(argv=None):
