@@ -1,6 +1,7 @@
 """MultiTaskVisualizationHook inside a tiny real Runner (val and test loops)."""
 
 import glob
+import os
 import os.path as osp
 import uuid
 
@@ -15,6 +16,7 @@ from torch.utils.data import Dataset
 
 from ctal_mm.engine.hooks import MultiTaskVisualizationHook
 from ctal_mm.structures import MultiTaskDataSample
+from ctal_mm.visualization.panel import gap_width, title_height
 
 H, W = 16, 20
 
@@ -196,3 +198,51 @@ def test_mmseg_style_switches_and_test_out_dir_alias():
         MultiTaskVisualizationHook(show_dir='a', test_out_dir='b')
     with pytest.raises(ValueError, match='interval'):
         MultiTaskVisualizationHook(interval=-1)
+
+
+def test_test_panels_of_the_synthetic_dataset(tmp_path):
+    """The real data path: synthetic scenes through their pipeline, no image files."""
+    show_dir = tmp_path / 'show'
+    dataset = dict(
+        type='SyntheticScenesDataset',
+        num_samples=2,
+        img_size=(48, 64),
+        seed=1,
+        split='val',
+        tasks=('semseg', 'depth', 'normals', 'edge'),
+        test_mode=True,
+        pipeline=[
+            dict(type='LoadSyntheticScene'),
+            dict(type='PackMultiTaskInputs'),
+        ],
+    )
+    runner = Runner(
+        model=EchoModel(),
+        work_dir=str(tmp_path / 'work'),
+        experiment_name=f'vis_hook_{uuid.uuid4().hex}',
+        test_dataloader=dict(
+            dataset=dataset,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=2,
+            num_workers=0,
+        ),
+        test_cfg=dict(),
+        test_evaluator=[CountMetric()],
+        default_scope='ctal_mm',
+        default_hooks=dict(
+            visualization=dict(
+                type='MultiTaskVisualizationHook',
+                draw=True,
+                show_dir=str(show_dir),
+            )
+        ),
+        visualizer=dict(type='MultiTaskVisualizer'),
+        log_level='WARNING',
+    )
+    runner.test()
+    files = sorted(os.listdir(show_dir))
+    assert files == ['0.png', '1.png']
+    panel = cv2.imread(str(show_dir / '0.png'))
+    # image on top, four task rows, gt | pred
+    bar, gap = title_height(48), gap_width(48)
+    assert panel.shape[:2] == (5 * (48 + bar) + 6 * gap, 2 * 64 + 3 * gap)
