@@ -20,26 +20,26 @@ from mmengine.runner import Runner
 
 from ctal_mm.utils import register_all_modules
 
-DEMO_CONFIG = "configs/ctal/ctal_hrnet18s_1xb8-12e_synthetic-96x128.py"
+DEMO_CONFIG = 'configs/ctal/ctal_hrnet18s_1xb8-12e_synthetic-96x128.py'
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
-        description="Train and evaluate CTAL on synthetic scenes"
+        description='Train and evaluate CTAL on synthetic scenes'
     )
     parser.add_argument(
-        "--config", default=DEMO_CONFIG, help="config to demonstrate"
+        '--config', default=DEMO_CONFIG, help='config to demonstrate'
     )
     parser.add_argument(
-        "--work-dir",
-        default="work_dirs/demo",
-        help="where everything is written",
+        '--work-dir',
+        default='work_dirs/demo',
+        help='where everything is written',
     )
     parser.add_argument(
-        "--cfg-options",
-        nargs="+",
+        '--cfg-options',
+        nargs='+',
         action=DictAction,
-        help="override settings, xxx=yyy pairs merged into the config",
+        help='override settings, xxx=yyy pairs merged into the config',
     )
     return parser.parse_args()
 
@@ -49,7 +49,7 @@ def _runner(cfg: Config, work_dir: str, draw: bool) -> Runner:
     cfg.work_dir = work_dir
     if draw:
         cfg.default_hooks.visualization.draw = True
-        cfg.visualizer.save_dir = work_dir
+        cfg.default_hooks.visualization.show_dir = osp.join(work_dir, 'panels')
     return Runner.from_cfg(cfg)
 
 
@@ -65,49 +65,49 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     work_dir = osp.abspath(args.work_dir)
 
-    print(f"[demo] config {osp.relpath(config, root)}; work dir {work_dir}")
+    print(f'[demo] config {osp.relpath(config, root)}; work dir {work_dir}')
     print(
-        "[demo] 1/3 evaluating the untrained model on the held-out split ..."
+        '[demo] 1/3 evaluating the untrained model on the held-out split ...'
     )
-    before = _runner(cfg, osp.join(work_dir, "untrained"), draw=False).test()
+    before = _runner(cfg, osp.join(work_dir, 'untrained'), draw=False).test()
 
-    print("[demo] 2/3 training (CPU) ...")
+    print('[demo] 2/3 training (CPU) ...')
     start = time.time()
     trainer = _runner(cfg, work_dir, draw=False)
     trainer.train()
     train_minutes = (time.time() - start) / 60
 
     print(
-        "[demo] 3/3 evaluating the trained model, writing prediction panels ..."
+        '[demo] 3/3 evaluating the trained model, writing prediction panels ...'
     )
     tester_cfg = cfg.copy()
-    tester_cfg.load_from = osp.join(work_dir, "final.pth")
+    tester_cfg.load_from = osp.join(work_dir, 'final.pth')
     trainer.save_checkpoint(
-        work_dir, "final.pth", save_optimizer=False, save_param_scheduler=False
+        work_dir, 'final.pth', save_optimizer=False, save_param_scheduler=False
     )
     after = _runner(tester_cfg, work_dir, draw=True).test()
 
     keys = sorted(set(before) | set(after))
     width = max(len(k) for k in keys)
     print(
-        f"\n[demo] held-out synthetic split, {train_minutes:.1f} min of training on CPU"
+        f'\n[demo] held-out synthetic split, {train_minutes:.1f} min of training on CPU'
     )
-    print(f"{'metric':<{width}}  {'untrained':>10}  {'trained':>10}")
+    print(f'{"metric":<{width}}  {"untrained":>10}  {"trained":>10}')
     for key in keys:
-        b, a = before.get(key, float("nan")), after.get(key, float("nan"))
-        print(f"{key:<{width}}  {b:>10.4f}  {a:>10.4f}")
+        b, a = before.get(key, float('nan')), after.get(key, float('nan'))
+        print(f'{key:<{width}}  {b:>10.4f}  {a:>10.4f}')
     panels = sorted(
         glob.glob(
-            osp.join(work_dir, "**", "vis_image", "*.png"), recursive=True
+            osp.join(work_dir, '**', 'vis_image', '*.png'), recursive=True
         )
     )
     if panels:
-        print(f"\n[demo] {len(panels)} prediction panels, e.g. {panels[0]}")
+        print(f'\n[demo] {len(panels)} prediction panels, e.g. {panels[0]}')
     print(
-        f"[demo] checkpoint {osp.join(work_dir, 'final.pth')}; logs under {work_dir}"
+        f'[demo] checkpoint {osp.join(work_dir, "final.pth")}; logs under {work_dir}'
     )
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+if __name__ == '__main__':
+    os.environ.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
     main()

@@ -18,52 +18,52 @@ from ctal_mm.utils import register_all_modules
 
 def parse_args():
     parser = argparse.ArgumentParser(
-        description="Test (and evaluate) a multitask model"
+        description='Test (and evaluate) a multitask model'
     )
-    parser.add_argument("config", help="test config file path")
-    parser.add_argument("checkpoint", help="checkpoint file")
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        "--work-dir", help="the dir to save the evaluation metrics file"
+        '--work-dir', help='the dir to save the evaluation metrics file'
     )
     parser.add_argument(
-        "--out",
+        '--out',
         type=str,
-        help="pickle file (.pkl) to dump the predictions (data samples) into",
+        help='pickle file (.pkl) to dump the predictions (data samples) into',
     )
     parser.add_argument(
-        "--show",
-        action="store_true",
-        help="show prediction panels in a window",
+        '--show',
+        action='store_true',
+        help='show prediction panels in a window',
     )
     parser.add_argument(
-        "--show-dir",
-        help="directory (under the work dir, as in mmseg) where prediction panels are written",
+        '--show-dir',
+        help='directory (under the work dir, as in mmseg) where prediction panels are written',
     )
     parser.add_argument(
-        "--wait-time", type=float, default=2, help="the interval of show (s)"
+        '--wait-time', type=float, default=2, help='the interval of show (s)'
     )
     parser.add_argument(
-        "--cfg-options",
-        nargs="+",
+        '--cfg-options',
+        nargs='+',
         action=DictAction,
-        help="override config settings, xxx=yyy pairs merged into the config",
+        help='override config settings, xxx=yyy pairs merged into the config',
     )
     parser.add_argument(
-        "--launcher",
-        choices=["none", "pytorch", "slurm", "mpi"],
-        default="none",
-        help="job launcher",
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
     )
     parser.add_argument(
-        "--tta", action="store_true", help="not supported yet; see docs"
+        '--tta', action='store_true', help='not supported yet; see docs'
     )
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
-    if "LOCAL_RANK" not in os.environ:
-        os.environ["LOCAL_RANK"] = str(args.local_rank)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
     if args.tta:
         parser.error(
-            "--tta: test-time augmentation is not implemented for multitask models."
+            '--tta: test-time augmentation is not implemented for multitask models.'
         )
     return args
 
@@ -71,20 +71,19 @@ def parse_args():
 def trigger_visualization_hook(cfg, args):
     """Make the visualisation hook draw every test image, like mmseg's test.py."""
     hooks = cfg.default_hooks
-    if "visualization" not in hooks:
+    if 'visualization' not in hooks:
         raise RuntimeError(
-            "--show / --show-dir need default_hooks.visualization "
+            '--show / --show-dir need default_hooks.visualization '
             "(dict(type='MultiTaskVisualizationHook')) in the config; "
-            f"{args.config} has none."
+            f'{args.config} has none.'
         )
-    hook = hooks["visualization"]
-    hook["draw"] = True
+    hook = hooks['visualization']
+    hook['draw'] = True
     if args.show:
-        hook["show"] = True
-        hook["wait_time"] = args.wait_time
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
     if args.show_dir:
-        visualizer = cfg.visualizer
-        visualizer["save_dir"] = args.show_dir
+        hook['show_dir'] = args.show_dir
     return cfg
 
 
@@ -99,9 +98,9 @@ def main():
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
-    elif cfg.get("work_dir", None) is None:
+    elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join(
-            "./work_dirs", osp.splitext(osp.basename(args.config))[0]
+            './work_dirs', osp.splitext(osp.basename(args.config))[0]
         )
 
     cfg.load_from = args.checkpoint
@@ -114,17 +113,17 @@ def main():
             else [cfg.test_evaluator]
         )
         cfg.test_evaluator.append(
-            dict(type="DumpResults", out_file_path=args.out)
+            dict(type='DumpResults', out_file_path=args.out)
         )
 
     setup_cpu_distributed(cfg)
     runner = (
         Runner.from_cfg(cfg)
-        if "runner_type" not in cfg
+        if 'runner_type' not in cfg
         else RUNNERS.build(cfg)
     )
     runner.test()
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     main()
