@@ -8,12 +8,12 @@ from .synthetic import SyntheticScenesDataset, render_scene
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
-    "BaseMultiTaskDataset",
-    "MTANDataset",
-    "NYUv2Dataset",
-    "CityscapesMTDataset",
-    "PascalContextMTDataset",
-    "SyntheticScenesDataset",
-    "render_scene",
-    "DataFileError",
+    'BaseMultiTaskDataset',
+    'MTANDataset',
+    'NYUv2Dataset',
+    'CityscapesMTDataset',
+    'PascalContextMTDataset',
+    'SyntheticScenesDataset',
+    'render_scene',
+    'DataFileError',
 ]

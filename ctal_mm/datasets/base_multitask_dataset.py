@@ -8,11 +8,11 @@ from mmengine.dataset import BaseDataset
 from ctal_mm.registry import TRANSFORMS
 
 DATASET_HINT = (
-    "Prepare the dataset as docs/dataset_prepare.md describes and point "
-    "data_root at it, e.g. --cfg-options "
-    "train_dataloader.dataset.data_root=/path/to/it "
-    "val_dataloader.dataset.data_root=/path/to/it "
-    "test_dataloader.dataset.data_root=/path/to/it"
+    'Prepare the dataset as docs/dataset_prepare.md describes and point '
+    'data_root at it, e.g. --cfg-options '
+    'train_dataloader.dataset.data_root=/path/to/it '
+    'val_dataloader.dataset.data_root=/path/to/it '
+    'test_dataloader.dataset.data_root=/path/to/it'
 )
 
 
@@ -53,12 +53,12 @@ class BaseMultiTaskDataset(BaseDataset):
     """
 
     METAINFO: dict = dict(tasks=(), task_kinds={})
-    SPLITS: Sequence[str] = ("train", "val")
+    SPLITS: Sequence[str] = ('train', 'val')
 
     def __init__(
         self,
-        data_root: str = "",
-        split: str = "train",
+        data_root: str = '',
+        split: str = 'train',
         tasks: Optional[Sequence[str]] = None,
         pipeline: Sequence[Union[dict, Callable]] = (),
         metainfo: Optional[dict] = None,
@@ -70,17 +70,17 @@ class BaseMultiTaskDataset(BaseDataset):
     ):
         if split not in self.SPLITS:
             raise ValueError(
-                f"{type(self).__name__}: split={split!r}; expected one of "
-                f"{tuple(self.SPLITS)}."
+                f'{type(self).__name__}: split={split!r}; expected one of '
+                f'{tuple(self.SPLITS)}.'
             )
         self.split = split
         self.tasks = self.select_tasks(tasks)
-        all_kinds = self.METAINFO["task_kinds"]
+        all_kinds = self.METAINFO['task_kinds']
         self.task_kinds: Dict[str, str] = {t: all_kinds[t] for t in self.tasks}
         metainfo = dict(metainfo or {})
         metainfo.update(tasks=self.tasks, task_kinds=dict(self.task_kinds))
         super().__init__(
-            ann_file="",
+            ann_file='',
             metainfo=metainfo,
             data_root=data_root,
             data_prefix=dict(),
@@ -95,40 +95,40 @@ class BaseMultiTaskDataset(BaseDataset):
     @classmethod
     def select_tasks(cls, tasks: Optional[Sequence[str]]) -> tuple:
         """``tasks`` checked against the dataset's tasks (all of them when None)."""
-        available = tuple(cls.METAINFO["tasks"])
+        available = tuple(cls.METAINFO['tasks'])
         if tasks is None:
             return available
         selected = (tasks,) if isinstance(tasks, str) else tuple(tasks)
         unknown = [t for t in selected if t not in available]
         if unknown or not selected:
             raise ValueError(
-                f"{cls.__name__}: tasks={list(selected)} "
+                f'{cls.__name__}: tasks={list(selected)} '
                 + (
-                    f"includes unknown {unknown}; "
+                    f'includes unknown {unknown}; '
                     if unknown
-                    else "is empty; "
+                    else 'is empty; '
                 )
-                + f"this dataset provides {list(available)}. Set tasks to a "
-                "non-empty subset of these."
+                + f'this dataset provides {list(available)}. Set tasks to a '
+                'non-empty subset of these.'
             )
         return selected
 
     def require_dir(self, path: str, what: str) -> str:
         """``path`` if it is a folder, else FileNotFoundError naming it and the fix."""
         if not osp.isdir(path):
-            if not osp.isdir(self.data_root or "."):
+            if not osp.isdir(self.data_root or '.'):
                 raise FileNotFoundError(
-                    f"{type(self).__name__}: data_root {self.data_root!r} "
-                    f"(absolute: {osp.abspath(self.data_root or '.')}) does "
-                    f"not exist. {DATASET_HINT}"
+                    f'{type(self).__name__}: data_root {self.data_root!r} '
+                    f'(absolute: {osp.abspath(self.data_root or ".")}) does '
+                    f'not exist. {DATASET_HINT}'
                 )
             raise FileNotFoundError(
-                f"{type(self).__name__}: {path} ({what}) does not exist under "
-                f"data_root {self.data_root!r}. {DATASET_HINT}"
+                f'{type(self).__name__}: {path} ({what}) does not exist under '
+                f'data_root {self.data_root!r}. {DATASET_HINT}'
             )
         return path
 
     def load_data_list(self) -> List[dict]:
         raise NotImplementedError(
-            f"{type(self).__name__} must implement load_data_list()."
+            f'{type(self).__name__} must implement load_data_list().'
         )

@@ -7,25 +7,25 @@ from ctal_mm.registry import DATASETS
 from .mtan import MTANDataset
 
 CITYSCAPES_19_CLASSES = (
-    "road",
-    "sidewalk",
-    "building",
-    "wall",
-    "fence",
-    "pole",
-    "traffic light",
-    "traffic sign",
-    "vegetation",
-    "terrain",
-    "sky",
-    "person",
-    "rider",
-    "car",
-    "truck",
-    "bus",
-    "train",
-    "motorcycle",
-    "bicycle",
+    'road',
+    'sidewalk',
+    'building',
+    'wall',
+    'fence',
+    'pole',
+    'traffic light',
+    'traffic sign',
+    'vegetation',
+    'terrain',
+    'sky',
+    'person',
+    'rider',
+    'car',
+    'truck',
+    'bus',
+    'train',
+    'motorcycle',
+    'bicycle',
 )
 CITYSCAPES_19_PALETTE = [
     [128, 64, 128],
@@ -50,13 +50,13 @@ CITYSCAPES_19_PALETTE = [
 ]
 # Cityscapes' 7 non-void categories, in MTAN's label_7 order, with their usual colours.
 CITYSCAPES_7_CLASSES = (
-    "flat",
-    "construction",
-    "object",
-    "nature",
-    "sky",
-    "human",
-    "vehicle",
+    'flat',
+    'construction',
+    'object',
+    'nature',
+    'sky',
+    'human',
+    'vehicle',
 )
 CITYSCAPES_7_PALETTE = [
     [128, 64, 128],
@@ -68,8 +68,8 @@ CITYSCAPES_7_PALETTE = [
     [0, 0, 142],
 ]
 LABEL_SETS = {
-    "label_19": (CITYSCAPES_19_CLASSES, CITYSCAPES_19_PALETTE),
-    "label_7": (CITYSCAPES_7_CLASSES, CITYSCAPES_7_PALETTE),
+    'label_19': (CITYSCAPES_19_CLASSES, CITYSCAPES_19_PALETTE),
+    'label_7': (CITYSCAPES_7_CLASSES, CITYSCAPES_7_PALETTE),
 }
 
 
@@ -89,22 +89,22 @@ class CityscapesMTDataset(MTANDataset):
     """
 
     METAINFO = dict(
-        tasks=("semseg", "depth"),
-        task_kinds=dict(semseg="segmentation", depth="depth"),
+        tasks=('semseg', 'depth'),
+        task_kinds=dict(semseg='segmentation', depth='depth'),
         classes=CITYSCAPES_19_CLASSES,
         palette=CITYSCAPES_19_PALETTE,
     )
 
     def __init__(
         self,
-        label_set: str = "label_19",
+        label_set: str = 'label_19',
         metainfo: Optional[dict] = None,
         **kwargs,
     ):
         if label_set not in LABEL_SETS:
             raise ValueError(
-                f"CityscapesMTDataset: label_set={label_set!r}; expected one "
-                f"of {sorted(LABEL_SETS)}."
+                f'CityscapesMTDataset: label_set={label_set!r}; expected one '
+                f'of {sorted(LABEL_SETS)}.'
             )
         self.label_set = label_set
         classes, palette = LABEL_SETS[label_set]
@@ -114,10 +114,10 @@ class CityscapesMTDataset(MTANDataset):
     def task_source(self, task: str) -> Tuple[str, str, dict]:
         num_classes = len(LABEL_SETS[self.label_set][0])
         return {
-            "semseg": (
+            'semseg': (
                 self.label_set,
-                "npy_label",
+                'npy_label',
                 dict(num_classes=num_classes),
             ),
-            "depth": ("depth", "npy_depth", {}),
+            'depth': ('depth', 'npy_depth', {}),
         }[task]

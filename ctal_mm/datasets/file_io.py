@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-FIX_HINT = "Re-extract or re-download this file (see docs/dataset_prepare.md)."
+FIX_HINT = 'Re-extract or re-download this file (see docs/dataset_prepare.md).'
 
 
 class DataFileError(ValueError):
@@ -27,7 +27,7 @@ def require_file(path: str, what: str) -> None:
     """
     if not osp.isfile(path):
         raise DataFileError(
-            f"{path}: file not found (expected {what}). {FIX_HINT}"
+            f'{path}: file not found (expected {what}). {FIX_HINT}'
         )
 
 
@@ -46,17 +46,17 @@ def read_npy(path: str, what: str) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except Exception as error:  # numpy raises ValueError, EOFError, OSError...
         raise DataFileError(
-            f"{path}: not a readable .npy array ({type(error).__name__}: "
-            f"{error}); expected {what}. {FIX_HINT}"
+            f'{path}: not a readable .npy array ({type(error).__name__}: '
+            f'{error}); expected {what}. {FIX_HINT}'
         ) from error
     if not isinstance(array, np.ndarray) or not (
         np.issubdtype(array.dtype, np.integer)
         or np.issubdtype(array.dtype, np.floating)
     ):
-        dtype = getattr(array, "dtype", type(array).__name__)
+        dtype = getattr(array, 'dtype', type(array).__name__)
         raise DataFileError(
-            f"{path}: holds dtype {dtype}; expected {what} as a real-valued "
-            f"(integer or float) array. {FIX_HINT}"
+            f'{path}: holds dtype {dtype}; expected {what} as a real-valued '
+            f'(integer or float) array. {FIX_HINT}'
         )
     return array
 
@@ -82,8 +82,8 @@ def read_pil(path: str, what: str, mode: Optional[str] = None) -> np.ndarray:
             return np.array(image)
     except Exception as error:  # PIL raises OSError, SyntaxError, ValueError
         raise DataFileError(
-            f"{path}: not a readable image ({type(error).__name__}: {error}); "
-            f"expected {what}. {FIX_HINT}"
+            f'{path}: not a readable image ({type(error).__name__}: {error}); '
+            f'expected {what}. {FIX_HINT}'
         ) from error
 
 
@@ -107,15 +107,15 @@ def read_mat(path: str, what: str, keys: Sequence[str]) -> Dict[str, Any]:
         Exception
     ) as error:  # scipy raises ValueError, TypeError, OSError...
         raise DataFileError(
-            f"{path}: not a readable .mat file ({type(error).__name__}: "
-            f"{error}); expected {what}. {FIX_HINT}"
+            f'{path}: not a readable .mat file ({type(error).__name__}: '
+            f'{error}); expected {what}. {FIX_HINT}'
         ) from error
     missing = [key for key in keys if key not in content]
     if missing:
-        found = sorted(k for k in content if not k.startswith("__"))
+        found = sorted(k for k in content if not k.startswith('__'))
         raise DataFileError(
-            f"{path}: has no variable(s) {missing} (it has {found}); expected "
-            f"{what}. {FIX_HINT}"
+            f'{path}: has no variable(s) {missing} (it has {found}); expected '
+            f'{what}. {FIX_HINT}'
         )
     return content
 
@@ -131,9 +131,9 @@ def check_shape(
         want is not None and got != want
         for got, want in zip(array.shape, shape)
     ):
-        expected = " x ".join("N" if s is None else str(s) for s in shape)
+        expected = ' x '.join('N' if s is None else str(s) for s in shape)
         raise DataFileError(
-            f"{path}: has shape {tuple(array.shape)}; expected {what} of shape "
-            f"{expected}. {FIX_HINT}"
+            f'{path}: has shape {tuple(array.shape)}; expected {what} of shape '
+            f'{expected}. {FIX_HINT}'
         )
     return array

@@ -82,7 +82,7 @@ def thin(mask: np.ndarray, max_iter: int = None) -> np.ndarray:
         bool array of the same shape.
     """
     if mask.ndim != 2:
-        raise ValueError(f"thin() takes a 2-D mask; got shape {mask.shape}.")
+        raise ValueError(f'thin() takes a 2-D mask; got shape {mask.shape}.')
     skeleton = mask.astype(bool).copy()
     first, second = removal_tables()
     iteration = 0

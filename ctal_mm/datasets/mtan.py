@@ -17,26 +17,26 @@ def numbered_npy_files(folder: str) -> Dict[int, str]:
     files = {}
     for name in os.listdir(folder):
         stem, ext = osp.splitext(name)
-        if ext != ".npy":
+        if ext != '.npy':
             continue
         if not stem.isdigit():
             raise DataFileError(
-                f"{osp.join(folder, name)}: MTAN files are named <index>.npy "
-                "(0.npy, 1.npy, ...); rename or remove this file."
+                f'{osp.join(folder, name)}: MTAN files are named <index>.npy '
+                '(0.npy, 1.npy, ...); rename or remove this file.'
             )
         files[int(stem)] = osp.join(folder, name)
     if not files:
         raise DataFileError(
-            f"{folder}: holds no <index>.npy files. Re-extract the dataset "
-            "(see docs/dataset_prepare.md)."
+            f'{folder}: holds no <index>.npy files. Re-extract the dataset '
+            '(see docs/dataset_prepare.md).'
         )
     return files
 
 
 def _few(indices) -> str:
     shown = sorted(indices)[:5]
-    more = "" if len(indices) <= 5 else f" and {len(indices) - 5} more"
-    return ", ".join(f"{i}.npy" for i in shown) + more
+    more = '' if len(indices) <= 5 else f' and {len(indices) - 5} more'
+    return ', '.join(f'{i}.npy' for i in shown) + more
 
 
 class MTANDataset(BaseMultiTaskDataset):
@@ -53,27 +53,27 @@ class MTANDataset(BaseMultiTaskDataset):
 
     def load_data_list(self) -> List[dict]:
         split_dir = self.require_dir(
-            osp.join(self.data_root, self.split), f"the {self.split} split"
+            osp.join(self.data_root, self.split), f'the {self.split} split'
         )
-        image_dir = self.require_dir(osp.join(split_dir, "image"), "images")
+        image_dir = self.require_dir(osp.join(split_dir, 'image'), 'images')
         images = numbered_npy_files(image_dir)
         sources = {}
         for task in self.tasks:
             folder, decoder, options = self.task_source(task)
             task_dir = self.require_dir(
-                osp.join(split_dir, folder), f"the {task!r} maps"
+                osp.join(split_dir, folder), f'the {task!r} maps'
             )
             files = numbered_npy_files(task_dir)
             missing = images.keys() - files.keys()
             extra = files.keys() - images.keys()
             if missing or extra:
                 raise DataFileError(
-                    f"{type(self).__name__}: {task_dir} has {len(files)} "
-                    f".npy files but {image_dir} has {len(images)}"
-                    + (f"; missing here: {_few(missing)}" if missing else "")
-                    + (f"; without an image: {_few(extra)}" if extra else "")
-                    + ". Every task folder must hold one file per image: "
-                    "re-extract the dataset (see docs/dataset_prepare.md)."
+                    f'{type(self).__name__}: {task_dir} has {len(files)} '
+                    f'.npy files but {image_dir} has {len(images)}'
+                    + (f'; missing here: {_few(missing)}' if missing else '')
+                    + (f'; without an image: {_few(extra)}' if extra else '')
+                    + '. Every task folder must hold one file per image: '
+                    're-extract the dataset (see docs/dataset_prepare.md).'
                 )
             sources[task] = (files, decoder, options)
         data_list = []

@@ -7,19 +7,19 @@ from ctal_mm.registry import DATASETS
 from .mtan import MTANDataset
 
 NYUV2_CLASSES = (
-    "bed",
-    "books",
-    "ceiling",
-    "chair",
-    "floor",
-    "furniture",
-    "objects",
-    "picture",
-    "sofa",
-    "table",
-    "tv",
-    "wall",
-    "window",
+    'bed',
+    'books',
+    'ceiling',
+    'chair',
+    'floor',
+    'furniture',
+    'objects',
+    'picture',
+    'sofa',
+    'table',
+    'tv',
+    'wall',
+    'window',
 )
 NYUV2_PALETTE = [
     [0, 0, 255],
@@ -53,9 +53,9 @@ class NYUv2Dataset(MTANDataset):
     """
 
     METAINFO = dict(
-        tasks=("semseg", "depth", "normals"),
+        tasks=('semseg', 'depth', 'normals'),
         task_kinds=dict(
-            semseg="segmentation", depth="depth", normals="normals"
+            semseg='segmentation', depth='depth', normals='normals'
         ),
         classes=NYUV2_CLASSES,
         palette=NYUV2_PALETTE,
@@ -63,11 +63,11 @@ class NYUv2Dataset(MTANDataset):
 
     def task_source(self, task: str) -> Tuple[str, str, dict]:
         return {
-            "semseg": (
-                "label",
-                "npy_label",
+            'semseg': (
+                'label',
+                'npy_label',
                 dict(num_classes=len(NYUV2_CLASSES)),
             ),
-            "depth": ("depth", "npy_depth", {}),
-            "normals": ("normal", "npy_normals", {}),
+            'depth': ('depth', 'npy_depth', {}),
+            'normals': ('normal', 'npy_normals', {}),
         }[task]

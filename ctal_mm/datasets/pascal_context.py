@@ -44,37 +44,37 @@ from .morphology import thin
 from .transforms.loading import register_gt_decoder, unit_normals
 
 VOC_CLASSES = (
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
+    'background',
+    'aeroplane',
+    'bicycle',
+    'bird',
+    'boat',
+    'bottle',
+    'bus',
+    'car',
+    'cat',
+    'chair',
+    'cow',
+    'diningtable',
+    'dog',
+    'horse',
+    'motorbike',
+    'person',
+    'pottedplant',
+    'sheep',
+    'sofa',
+    'train',
+    'tvmonitor',
 )
 
 HUMAN_PARTS_CLASSES = (
-    "background",
-    "head",
-    "torso",
-    "upper arms",
-    "lower arms and hands",
-    "upper legs",
-    "lower legs and feet",
+    'background',
+    'head',
+    'torso',
+    'upper arms',
+    'lower arms and hands',
+    'upper legs',
+    'lower legs and feet',
 )
 HUMAN_PARTS_PALETTE = [
     [0, 0, 0],
@@ -89,35 +89,35 @@ HUMAN_PARTS_PALETTE = [
 # PASCAL-Part person part name -> human_parts class (the 6-group mapping of ASTMT / MTI-Net).
 HUMAN_PART_GROUPS: Dict[str, int] = {
     # 1 head
-    "hair": 1,
-    "head": 1,
-    "lear": 1,
-    "rear": 1,
-    "lebrow": 1,
-    "rebrow": 1,
-    "leye": 1,
-    "reye": 1,
-    "mouth": 1,
-    "nose": 1,
+    'hair': 1,
+    'head': 1,
+    'lear': 1,
+    'rear': 1,
+    'lebrow': 1,
+    'rebrow': 1,
+    'leye': 1,
+    'reye': 1,
+    'mouth': 1,
+    'nose': 1,
     # 2 torso
-    "neck": 2,
-    "torso": 2,
+    'neck': 2,
+    'torso': 2,
     # 3 upper arms
-    "luarm": 3,
-    "ruarm": 3,
+    'luarm': 3,
+    'ruarm': 3,
     # 4 lower arms and hands
-    "llarm": 4,
-    "rlarm": 4,
-    "lhand": 4,
-    "rhand": 4,
+    'llarm': 4,
+    'rlarm': 4,
+    'lhand': 4,
+    'rhand': 4,
     # 5 upper legs
-    "luleg": 5,
-    "ruleg": 5,
+    'luleg': 5,
+    'ruleg': 5,
     # 6 lower legs and feet
-    "llleg": 6,
-    "rlleg": 6,
-    "lfoot": 6,
-    "rfoot": 6,
+    'llleg': 6,
+    'rlleg': 6,
+    'lfoot': 6,
+    'rfoot': 6,
 }
 PERSON_CATEGORY = 15  # PASCAL VOC category id of "person"
 
@@ -157,12 +157,12 @@ def voc_palette(num_classes: int) -> List[List[int]]:
 
 def read_label_map(path: str, shape: Tuple[int, int]) -> np.ndarray:
     """The full PASCAL-Context LabelMap of a ``pascal-context/trainval/<id>.mat`` file."""
-    what = f"a {shape[0]} x {shape[1]} PASCAL-Context LabelMap"
-    label_map = read_mat(path, what, ["LabelMap"])["LabelMap"]
+    what = f'a {shape[0]} x {shape[1]} PASCAL-Context LabelMap'
+    label_map = read_mat(path, what, ['LabelMap'])['LabelMap']
     if not np.issubdtype(np.asarray(label_map).dtype, np.number):
         raise DataFileError(
-            f"{path}: LabelMap has dtype {np.asarray(label_map).dtype}; "
-            f"expected {what} of integer class ids."
+            f'{path}: LabelMap has dtype {np.asarray(label_map).dtype}; '
+            f'expected {what} of integer class ids.'
         )
     return check_shape(np.asarray(label_map), path, what, shape)
 
@@ -173,13 +173,13 @@ def label_map_edges(label_map: np.ndarray) -> np.ndarray:
     return thin(np.abs(laplacian) > 0).astype(np.uint8)
 
 
-@register_gt_decoder("context_edge")
+@register_gt_decoder('context_edge')
 def decode_context_edge(path: str, shape: Tuple[int, int]) -> np.ndarray:
     """Edges of the LabelMap in ``path``, uint8 {0, 1}."""
     return label_map_edges(read_label_map(path, shape))
 
 
-@register_gt_decoder("context_masked_normals")
+@register_gt_decoder('context_masked_normals')
 def decode_context_masked_normals(
     path: str,
     shape: Tuple[int, int],
@@ -187,8 +187,8 @@ def decode_context_masked_normals(
     valid_classes: Optional[Sequence[int]] = None,
 ) -> np.ndarray:
     """Distilled normals (RGB PNG) kept on the NYU-compatible LabelMap classes, unit float32."""
-    what = f"a {shape[0]} x {shape[1]} RGB normal PNG"
-    encoded = read_pil(path, what, mode="RGB")
+    what = f'a {shape[0]} x {shape[1]} RGB normal PNG'
+    encoded = read_pil(path, what, mode='RGB')
     check_shape(encoded, path, what, (*shape, 3))
     normals = 2.0 * encoded.astype(np.float32) / 255.0 - 1.0
     label_map = read_label_map(label_map_path, shape)
@@ -206,25 +206,25 @@ def _struct_field(record, field: str, path: str, what: str):
     names = record.dtype.names or ()
     if field not in names:
         raise DataFileError(
-            f"{path}: a PASCAL-Part struct lacks the field {field!r} (it has "
-            f"{list(names)}); expected {what}. Use the PASCAL_MT human_parts "
-            "files (see docs/dataset_prepare.md)."
+            f'{path}: a PASCAL-Part struct lacks the field {field!r} (it has '
+            f'{list(names)}); expected {what}. Use the PASCAL_MT human_parts '
+            'files (see docs/dataset_prepare.md).'
         )
     return record[field]
 
 
 def pascal_part_objects(path: str):
     """The ``anno.objects`` struct array of a PASCAL-Part .mat file, flattened."""
-    what = "PASCAL-Part annotations (anno.objects with class_ind, mask, parts)"
-    anno = read_mat(path, what, ["anno"])["anno"]
+    what = 'PASCAL-Part annotations (anno.objects with class_ind, mask, parts)'
+    anno = read_mat(path, what, ['anno'])['anno']
     if anno.dtype.names is None or anno.size == 0:
         raise DataFileError(
             f"{path}: 'anno' is not a struct; expected {what}."
         )
-    objects = _struct_field(anno.flat[0], "objects", path, what)
+    objects = _struct_field(anno.flat[0], 'objects', path, what)
     if objects.size and objects.dtype.names is None:
         raise DataFileError(
-            f"{path}: anno.objects is not a struct array; expected {what}."
+            f'{path}: anno.objects is not a struct array; expected {what}.'
         )
     return objects.ravel(), what
 
@@ -234,16 +234,16 @@ def object_categories(path: str, area_threshold: float = 0) -> List[int]:
     objects, what = pascal_part_objects(path)
     categories = []
     for obj in objects:
-        area = np.asarray(_struct_field(obj, "mask", path, what)).sum()
+        area = np.asarray(_struct_field(obj, 'mask', path, what)).sum()
         # .item(): loadmat gives 1x1 arrays, which numpy 2 no longer converts with int()
         category = int(
-            np.asarray(_struct_field(obj, "class_ind", path, what)).item()
+            np.asarray(_struct_field(obj, 'class_ind', path, what)).item()
         )
         categories.append(category if area > area_threshold else -1)
     return categories
 
 
-@register_gt_decoder("pascal_human_parts")
+@register_gt_decoder('pascal_human_parts')
 def decode_pascal_human_parts(
     path: str,
     shape: Tuple[int, int],
@@ -258,23 +258,23 @@ def decode_pascal_human_parts(
     target = np.zeros(shape, dtype=np.uint8)
     for obj in objects:
         category = int(
-            np.asarray(_struct_field(obj, "class_ind", path, what)).item()
+            np.asarray(_struct_field(obj, 'class_ind', path, what)).item()
         )
-        parts = np.asarray(_struct_field(obj, "parts", path, what))
+        parts = np.asarray(_struct_field(obj, 'parts', path, what))
         if category != person_category or parts.size == 0:
             continue
         for part in parts.ravel():
             name = str(
-                np.asarray(_struct_field(part, "part_name", path, what)).item()
+                np.asarray(_struct_field(part, 'part_name', path, what)).item()
             )
             if name not in HUMAN_PART_GROUPS:
                 raise DataFileError(
-                    f"{path}: person part {name!r} is not a PASCAL-Part person "
-                    f"part (known: {sorted(HUMAN_PART_GROUPS)})."
+                    f'{path}: person part {name!r} is not a PASCAL-Part person '
+                    f'part (known: {sorted(HUMAN_PART_GROUPS)}).'
                 )
-            mask = np.asarray(_struct_field(part, "mask", path, what))
+            mask = np.asarray(_struct_field(part, 'mask', path, what))
             check_shape(
-                mask, path, f"a {shape[0]} x {shape[1]} part mask", shape
+                mask, path, f'a {shape[0]} x {shape[1]} part mask', shape
             )
             target[mask.astype(bool)] = HUMAN_PART_GROUPS[name]
     return target if target.any() else ignore
@@ -302,13 +302,13 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
     """
 
     METAINFO = dict(
-        tasks=("semseg", "human_parts", "saliency", "normals", "edge"),
+        tasks=('semseg', 'human_parts', 'saliency', 'normals', 'edge'),
         task_kinds=dict(
-            semseg="segmentation",
-            human_parts="segmentation",
-            saliency="saliency",
-            normals="normals",
-            edge="edge",
+            semseg='segmentation',
+            human_parts='segmentation',
+            saliency='saliency',
+            normals='normals',
+            edge='edge',
         ),
         classes=VOC_CLASSES,
         palette=voc_palette(len(VOC_CLASSES)),
@@ -337,56 +337,56 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
 
     def task_files(self, image_id: str) -> Dict[str, dict]:
         """ann_info entries (without ``has_person``) of ``image_id``; missing files as None."""
-        label_map = self._path("pascal-context", "trainval", f"{image_id}.mat")
-        voc = self._path("semseg", "VOC12", f"{image_id}.png")
-        context = self._path("semseg", "pascal-context", f"{image_id}.png")
+        label_map = self._path('pascal-context', 'trainval', f'{image_id}.mat')
+        voc = self._path('semseg', 'VOC12', f'{image_id}.png')
+        context = self._path('semseg', 'pascal-context', f'{image_id}.png')
         entries = dict(
             semseg=dict(
-                decoder="png_label",
+                decoder='png_label',
                 path=voc if osp.isfile(voc) else context,
                 num_classes=len(VOC_CLASSES),
             ),
             human_parts=dict(
-                decoder="pascal_human_parts",
-                path=self._path("human_parts", f"{image_id}.mat"),
+                decoder='pascal_human_parts',
+                path=self._path('human_parts', f'{image_id}.mat'),
             ),
             saliency=dict(
-                decoder="png_saliency",
-                path=self._path("sal_distill", f"{image_id}.png"),
+                decoder='png_saliency',
+                path=self._path('sal_distill', f'{image_id}.png'),
                 threshold=self.saliency_threshold,
             ),
             normals=dict(
-                decoder="context_masked_normals",
-                path=self._path("normals_distill", f"{image_id}.png"),
+                decoder='context_masked_normals',
+                path=self._path('normals_distill', f'{image_id}.png'),
                 label_map_path=label_map,
             ),
-            edge=dict(decoder="context_edge", path=label_map),
+            edge=dict(decoder='context_edge', path=label_map),
         )
         if self.normals_valid_classes is not None:
-            entries["normals"]["valid_classes"] = self.normals_valid_classes
+            entries['normals']['valid_classes'] = self.normals_valid_classes
         return {task: entries[task] for task in self.tasks}
 
     def load_data_list(self) -> List[dict]:
-        split_file = self._path("ImageSets", "Context", f"{self.split}.txt")
+        split_file = self._path('ImageSets', 'Context', f'{self.split}.txt')
         if not osp.isfile(split_file):
-            self.require_dir(self._path("ImageSets", "Context"), "split lists")
+            self.require_dir(self._path('ImageSets', 'Context'), 'split lists')
             raise FileNotFoundError(
-                f"PascalContextMTDataset: split list {split_file} does not "
-                "exist; expected one image id per line."
+                f'PascalContextMTDataset: split list {split_file} does not '
+                'exist; expected one image id per line.'
             )
         ids = _read_split(split_file)
         if not ids:
-            raise DataFileError(f"{split_file}: lists no image ids.")
+            raise DataFileError(f'{split_file}: lists no image ids.')
         data_list, missing = [], {}
         for image_id in ids:
-            img_path = self._path("JPEGImages", f"{image_id}.jpg")
+            img_path = self._path('JPEGImages', f'{image_id}.jpg')
             ann_info = self.task_files(image_id)
-            files = [("image", img_path)] + [
-                (task, entry["path"]) for task, entry in ann_info.items()
+            files = [('image', img_path)] + [
+                (task, entry['path']) for task, entry in ann_info.items()
             ]
-            if "normals" in ann_info:
+            if 'normals' in ann_info:
                 files.append(
-                    ("normals", ann_info["normals"]["label_map_path"])
+                    ('normals', ann_info['normals']['label_map_path'])
                 )
             for task, path in files:
                 if not osp.isfile(path):
@@ -401,20 +401,20 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
             )
         if missing:
             lines = [
-                f"  {task}: {len(paths)} of {len(ids)} missing, e.g. {paths[0]}"
+                f'  {task}: {len(paths)} of {len(ids)} missing, e.g. {paths[0]}'
                 for task, paths in missing.items()
             ]
             raise DataFileError(
-                f"PascalContextMTDataset: files listed by {split_file} are "
-                "missing:\n" + "\n".join(lines) + "\nEvery image of the split "
-                "needs a file per task: re-extract PASCAL_MT (see "
-                "docs/dataset_prepare.md) or select fewer tasks."
+                f'PascalContextMTDataset: files listed by {split_file} are '
+                'missing:\n' + '\n'.join(lines) + '\nEvery image of the split '
+                'needs a file per task: re-extract PASCAL_MT (see '
+                'docs/dataset_prepare.md) or select fewer tasks.'
             )
-        if "human_parts" in self.tasks:
+        if 'human_parts' in self.tasks:
             categories = self.object_categories(ids)
             for info in data_list:
-                has_person = PERSON_CATEGORY in categories[info["image_id"]]
-                info["ann_info"]["human_parts"]["has_person"] = has_person
+                has_person = PERSON_CATEGORY in categories[info['image_id']]
+                info['ann_info']['human_parts']['has_person'] = has_person
         return data_list
 
     def object_categories(self, ids: Sequence[str]) -> Dict[str, List[int]]:
@@ -423,22 +423,22 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
         A missing or incomplete cache is rebuilt from ``human_parts/<id>.mat`` and written back
         when the folder is writable (atomically, so parallel ranks do not clash).
         """
-        cache = self._path("ImageSets", "Parts", f"{self.split}.txt")
+        cache = self._path('ImageSets', 'Parts', f'{self.split}.txt')
         if osp.isfile(cache):
             try:
                 with open(cache) as f:
                     cached = json.load(f)
             except (ValueError, UnicodeDecodeError) as error:
                 raise DataFileError(
-                    f"{cache}: not valid JSON ({error}); expected "
+                    f'{cache}: not valid JSON ({error}); expected '
                     '{"<id>": [category, ...], ...}. Delete it and it will be '
-                    "rebuilt from human_parts/*.mat."
+                    'rebuilt from human_parts/*.mat.'
                 ) from error
             if all(i in cached for i in ids):
                 return cached
         categories = {
             i: object_categories(
-                self._path("human_parts", f"{i}.mat"),
+                self._path('human_parts', f'{i}.mat'),
                 self.parts_area_threshold,
             )
             for i in ids
@@ -446,14 +446,14 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
         try:
             os.makedirs(osp.dirname(cache), exist_ok=True)
             handle, tmp = tempfile.mkstemp(
-                dir=osp.dirname(cache), suffix=".tmp"
+                dir=osp.dirname(cache), suffix='.tmp'
             )
-            with os.fdopen(handle, "w") as f:
+            with os.fdopen(handle, 'w') as f:
                 json.dump(categories, f)
             os.replace(tmp, cache)
         except OSError as error:
             warnings.warn(
-                f"Could not write the parts cache {cache} ({error}); it is "
-                "rebuilt from human_parts/*.mat each time the dataset is built."
+                f'Could not write the parts cache {cache} ({error}); it is '
+                'rebuilt from human_parts/*.mat each time the dataset is built.'
             )
         return categories

@@ -37,27 +37,27 @@ from ctal_mm.registry import DATASETS
 
 from .base_multitask_dataset import BaseMultiTaskDataset
 
-STRUCTURE_CLASSES = ("floor", "wall", "ceiling")
+STRUCTURE_CLASSES = ('floor', 'wall', 'ceiling')
 FLOOR, WALL, CEILING = 0, 1, 2
-SHAPES = ("box", "sphere", "cylinder")
-SIZE_VARIANTS = (("", 1.0), ("large ", 1.45), ("small ", 0.7))
-PART_CLASSES = ("background", "top", "upper side", "lower side")
+SHAPES = ('box', 'sphere', 'cylinder')
+SIZE_VARIANTS = (('', 1.0), ('large ', 1.45), ('small ', 0.7))
+PART_CLASSES = ('background', 'top', 'upper side', 'lower side')
 PART_PALETTE = [[0, 0, 0], [240, 200, 40], [40, 160, 240], [200, 60, 160]]
 SYNTHETIC_TASKS = (
-    "semseg",
-    "depth",
-    "normals",
-    "edge",
-    "saliency",
-    "human_parts",
+    'semseg',
+    'depth',
+    'normals',
+    'edge',
+    'saliency',
+    'human_parts',
 )
 SYNTHETIC_TASK_KINDS = dict(
-    semseg="segmentation",
-    depth="depth",
-    normals="normals",
-    edge="edge",
-    saliency="saliency",
-    human_parts="segmentation",
+    semseg='segmentation',
+    depth='depth',
+    normals='normals',
+    edge='edge',
+    saliency='saliency',
+    human_parts='segmentation',
 )
 FOCAL_PER_WIDTH = (
     0.9  # focal length / image width: a 58 degree horizontal field of view
@@ -68,16 +68,16 @@ def synthetic_classes(num_classes: int) -> Tuple[str, ...]:
     """Class names: floor, wall, ceiling, then objects by shape and size variant."""
     if num_classes < 4:
         raise ValueError(
-            f"num_classes={num_classes}; the synthetic scenes need at least 4 "
-            "(floor, wall, ceiling and one object class)."
+            f'num_classes={num_classes}; the synthetic scenes need at least 4 '
+            '(floor, wall, ceiling and one object class).'
         )
     names = list(STRUCTURE_CLASSES)
     for k in range(num_classes - 3):
         shape = SHAPES[k % 3]
         group = k // 3
         prefix = SIZE_VARIANTS[group % 3][0]
-        suffix = f" {group // 3 + 1}" if group >= 3 else ""
-        names.append(f"{prefix}{shape}{suffix}")
+        suffix = f' {group // 3 + 1}' if group >= 3 else ''
+        names.append(f'{prefix}{shape}{suffix}')
     return tuple(names)
 
 
@@ -131,10 +131,10 @@ class _Object:
         shape = SHAPES[(cls - 3) % 3]
         scale = SIZE_VARIANTS[((cls - 3) // 3) % 3][1]
         self.shape = shape
-        floor_y = room["floor_y"]
-        x = rng.uniform(room["left"] + 0.6, room["right"] - 0.6)
-        z = rng.uniform(2.0, room["back"] - 0.6)
-        if shape == "box":
+        floor_y = room['floor_y']
+        x = rng.uniform(room['left'] + 0.6, room['right'] - 0.6)
+        z = rng.uniform(2.0, room['back'] - 0.6)
+        if shape == 'box':
             self.half = np.array(
                 [
                     rng.uniform(0.2, 0.45) * scale,
@@ -145,7 +145,7 @@ class _Object:
             self.centre = np.array([x, floor_y - self.half[1], z])
             self.rotation = _rotation_y(rng.uniform(0, math.pi / 2))
             self.radius = float(np.linalg.norm(self.half))
-        elif shape == "sphere":
+        elif shape == 'sphere':
             self.r = rng.uniform(0.2, 0.4) * scale
             self.centre = np.array([x, floor_y - self.r, z])
             self.radius = self.r
@@ -155,7 +155,7 @@ class _Object:
             self.top, self.bottom = floor_y - height, floor_y
             self.centre = np.array([x, floor_y - height / 2, z])
             self.radius = math.hypot(self.r, height / 2)
-        self.albedo = np.array(room["palette"][cls], dtype=np.float64) / 255
+        self.albedo = np.array(room['palette'][cls], dtype=np.float64) / 255
         self.albedo = np.clip(self.albedo * rng.uniform(0.85, 1.15, 3), 0, 1)
         # texture: stripes along height (period), optionally checkered around
         self.period = rng.uniform(0.08, 0.2)
@@ -163,14 +163,14 @@ class _Object:
 
     def hit(self, rays: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(t, world normals) of ``rays`` (N x 3); t = inf where missed."""
-        return getattr(self, f"_hit_{self.shape}")(rays)
+        return getattr(self, f'_hit_{self.shape}')(rays)
 
     def _hit_sphere(self, rays):
         c = self.centre
-        a = np.einsum("ij,ij->i", rays, rays)
+        a = np.einsum('ij,ij->i', rays, rays)
         b = rays @ c
         disc = b * b - a * (c @ c - self.r**2)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid='ignore'):
             t = (b - np.sqrt(disc)) / a
         t = np.where((disc >= 0) & (t > 0), t, np.inf)
         normals = (rays * np.where(np.isfinite(t), t, 0)[:, None] - c) / self.r
@@ -183,7 +183,7 @@ class _Object:
         near, far, signs = [], [], []
         for i in range(3):
             direction = local[:, i]
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide='ignore', invalid='ignore'):
                 t1 = (-self.half[i] - origin[i]) / direction
                 t2 = (self.half[i] - origin[i]) / direction
             # a ray parallel to a slab and exactly on its boundary gives 0 / 0 = nan: that
@@ -206,7 +206,7 @@ class _Object:
         a = dx * dx + dz * dz
         b = dx * cx + dz * cz
         disc = b * b - a * (cx * cx + cz * cz - self.r**2)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid='ignore', divide='ignore'):
             t_side = (b - np.sqrt(disc)) / a
             y = t_side * dy
             side_ok = (disc >= 0) & (t_side > 0)
@@ -215,7 +215,7 @@ class _Object:
             # the top cap is visible only from above it (y grows downwards)
             t_cap = np.where(dy > 0, self.top / dy, np.inf)
         px, pz = t_cap * dx - cx, t_cap * dz - cz
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid='ignore'):
             cap_ok = (
                 (self.top > 0) & (t_cap > 0) & (px * px + pz * pz <= self.r**2)
             )
@@ -310,15 +310,15 @@ def render_scene(
     dx, dy, dz = rays[..., 0], rays[..., 1], rays[..., 2]
     ahead = np.stack([dy > 0, dz > 0, dx > 0])
     f32 = np.float32
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide='ignore', invalid='ignore'):
         plane_t = np.stack(
             [
                 np.where(
-                    ahead[0], f32(room["floor_y"]), f32(room["ceiling_y"])
+                    ahead[0], f32(room['floor_y']), f32(room['ceiling_y'])
                 )
                 / dy,
-                np.where(ahead[1], f32(room["back"]), f32(room["front"])) / dz,
-                np.where(ahead[2], f32(room["right"]), f32(room["left"])) / dx,
+                np.where(ahead[1], f32(room['back']), f32(room['front'])) / dz,
+                np.where(ahead[2], f32(room['right']), f32(room['left'])) / dx,
             ]
         )
     plane_t[~(plane_t > 0)] = np.inf
@@ -389,7 +389,7 @@ def _shade(
     """Textured albedo times Lambertian shading, plus noise: uint8 RGB."""
     n_planes = len(planes)
     albedo_table = (
-        np.array([room["palette"][p[0]] for p in planes], dtype=np.float64)
+        np.array([room['palette'][p[0]] for p in planes], dtype=np.float64)
         / 255
     )
     albedo_table *= rng.uniform(0.85, 1.15, (n_planes, 3))
@@ -461,7 +461,7 @@ class SyntheticScenesDataset(BaseMultiTaskDataset):
         human_parts_classes=PART_CLASSES,
         human_parts_palette=PART_PALETTE,
     )
-    SPLITS = ("train", "val", "test")
+    SPLITS = ('train', 'val', 'test')
 
     def __init__(
         self,
@@ -474,10 +474,10 @@ class SyntheticScenesDataset(BaseMultiTaskDataset):
         **kwargs,
     ):
         if num_samples < 1:
-            raise ValueError(f"num_samples={num_samples}; expected >= 1.")
+            raise ValueError(f'num_samples={num_samples}; expected >= 1.')
         if len(img_size) != 2 or min(img_size) < 2:
             raise ValueError(
-                f"img_size={img_size}; expected (h, w), each >= 2."
+                f'img_size={img_size}; expected (h, w), each >= 2.'
             )
         self.num_samples = int(num_samples)
         self.img_size = (int(img_size[0]), int(img_size[1]))
@@ -519,14 +519,14 @@ def benchmark(height: int = 288, width: int = 384, count: int = 100) -> float:
     return count / (time.perf_counter() - start)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", action="store_true")
-    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument('--benchmark', action='store_true')
+    parser.add_argument('--count', type=int, default=100)
     args = parser.parse_args()
     if args.benchmark:
         for size in ((288, 384), (96, 128)):
             rate = benchmark(*size, count=args.count)
-            print(f"{size[0]}x{size[1]}: {rate:.1f} images/s")
+            print(f'{size[0]}x{size[1]}: {rate:.1f} images/s')

@@ -11,14 +11,14 @@ from mmengine.model import BaseDataPreprocessor
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
 
-PAD_MODES = ("bottom_right", "centre")
+PAD_MODES = ('bottom_right', 'centre')
 
 
 def _pair(value, name: str) -> Tuple[int, int]:
     if isinstance(value, int):
         return value, value
     if len(value) != 2:
-        raise ValueError(f"{name}={value!r}; expected an int or (h, w).")
+        raise ValueError(f'{name}={value!r}; expected an int or (h, w).')
     return int(value[0]), int(value[1])
 
 
@@ -66,41 +66,41 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
         size: Optional[Sequence[int]] = None,
         size_divisor: Optional[int] = None,
         pad_val: Number = 0,
-        pad_mode: str = "bottom_right",
+        pad_mode: str = 'bottom_right',
         test_cfg: Optional[dict] = None,
         non_blocking: bool = False,
     ):
         super().__init__(non_blocking=non_blocking)
         if (mean is None) != (std is None):
             raise ValueError(
-                f"mean={mean} and std={std}: give both (normalise) or neither."
+                f'mean={mean} and std={std}: give both (normalise) or neither.'
             )
         self._normalize = mean is not None
         if self._normalize:
             if len(mean) != len(std):
                 raise ValueError(
-                    f"mean has {len(mean)} values but std {len(std)}."
+                    f'mean has {len(mean)} values but std {len(std)}.'
                 )
             if any(float(s) == 0 for s in std):
-                raise ValueError(f"std={std} contains 0.")
+                raise ValueError(f'std={std} contains 0.')
             self.register_buffer(
-                "mean",
+                'mean',
                 torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1),
                 False,
             )
             self.register_buffer(
-                "std",
+                'std',
                 torch.tensor(std, dtype=torch.float32).view(-1, 1, 1),
                 False,
             )
         self.train_padding = self._padding_cfg(
             dict(size=size, size_divisor=size_divisor, pad_mode=pad_mode)
         )
-        unknown = set(test_cfg or {}) - {"size", "size_divisor", "pad_mode"}
+        unknown = set(test_cfg or {}) - {'size', 'size_divisor', 'pad_mode'}
         if unknown:
             raise KeyError(
-                f"test_cfg has unknown key(s) {sorted(unknown)}; it takes size, "
-                "size_divisor and pad_mode."
+                f'test_cfg has unknown key(s) {sorted(unknown)}; it takes size, '
+                'size_divisor and pad_mode.'
             )
         self.test_padding = self._padding_cfg(
             {**dict(size=size, size_divisor=size_divisor, pad_mode=pad_mode),
@@ -110,15 +110,15 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
 
     @staticmethod
     def _padding_cfg(cfg: dict) -> dict:
-        if cfg["pad_mode"] not in PAD_MODES:
+        if cfg['pad_mode'] not in PAD_MODES:
             raise ValueError(
-                f"pad_mode={cfg['pad_mode']!r}; expected one of {PAD_MODES}."
+                f'pad_mode={cfg["pad_mode"]!r}; expected one of {PAD_MODES}.'
             )
-        if cfg["size"] is not None:
-            cfg["size"] = _pair(cfg["size"], "size")
-        if cfg["size_divisor"] is not None and cfg["size_divisor"] < 1:
+        if cfg['size'] is not None:
+            cfg['size'] = _pair(cfg['size'], 'size')
+        if cfg['size_divisor'] is not None and cfg['size_divisor'] < 1:
             raise ValueError(
-                f"size_divisor={cfg['size_divisor']}; expected >= 1."
+                f'size_divisor={cfg["size_divisor"]}; expected >= 1.'
             )
         return cfg
 
@@ -129,10 +129,10 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
         """The (h, w) a batch of images of ``shapes`` is padded to."""
         height = max(h for h, _ in shapes)
         width = max(w for _, w in shapes)
-        if padding["size"] is not None:
-            height = max(height, padding["size"][0])
-            width = max(width, padding["size"][1])
-        divisor = padding["size_divisor"]
+        if padding['size'] is not None:
+            height = max(height, padding['size'][0])
+            width = max(width, padding['size'][1])
+        divisor = padding['size_divisor']
         if divisor:
             height = math.ceil(height / divisor) * divisor
             width = math.ceil(width / divisor) * divisor
@@ -144,7 +144,7 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
     ) -> Tuple[int, int, int, int]:
         """(left, right, top, bottom) taking ``shape`` to ``target``."""
         extra_h, extra_w = target[0] - shape[0], target[1] - shape[1]
-        if mode == "centre":
+        if mode == 'centre':
             left, top = extra_w // 2, extra_h // 2
         else:
             left, top = 0, 0
@@ -162,21 +162,21 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
             ``dict(inputs=B x C x H x W float tensor, data_samples=...)``.
         """
         data = self.cast_data(data)
-        inputs = data["inputs"]
-        samples: Optional[List[MultiTaskDataSample]] = data.get("data_samples")
+        inputs = data['inputs']
+        samples: Optional[List[MultiTaskDataSample]] = data.get('data_samples')
         if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
             inputs = list(inputs)
         inputs = [img.float() for img in inputs]
         if self._normalize:
             if inputs[0].shape[0] != self.mean.shape[0]:
                 raise ValueError(
-                    f"The images have {inputs[0].shape[0]} channels but mean/std "
-                    f"{self.mean.shape[0]} values."
+                    f'The images have {inputs[0].shape[0]} channels but mean/std '
+                    f'{self.mean.shape[0]} values.'
                 )
             inputs = [(img - self.mean) / self.std for img in inputs]
         if training and samples is None:
             raise ValueError(
-                "Training needs data_samples with the ground truth."
+                'Training needs data_samples with the ground truth.'
             )
 
         padding_cfg = self.train_padding if training else self.test_padding
@@ -184,14 +184,14 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
         target = self.target_shape(shapes, padding_cfg)
         padded = []
         for index, (img, shape) in enumerate(zip(inputs, shapes)):
-            padding = self.padding_of(shape, target, padding_cfg["pad_mode"])
+            padding = self.padding_of(shape, target, padding_cfg['pad_mode'])
             padded.append(F.pad(img, padding, value=self.pad_val))
             if samples is None:
                 continue
             sample = samples[index]
             if training:
                 self._pad_ground_truth(sample, shape, padding)
-            old = sample.metainfo.get("padding_size", (0, 0, 0, 0))
+            old = sample.metainfo.get('padding_size', (0, 0, 0, 0))
             sample.set_metainfo(
                 dict(
                     batch_input_shape=target,
@@ -207,14 +207,14 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
         shape: Tuple[int, int],
         padding: Tuple[int, int, int, int],
     ) -> None:
-        kinds = sample.metainfo.get("task_kinds") or {}
+        kinds = sample.metainfo.get('task_kinds') or {}
         for task in sample.gt_tasks:
             gt = sample.gt(task)
             if tuple(gt.shape[-2:]) != tuple(shape):
                 raise ValueError(
-                    f"{sample.metainfo.get('img_path')}: gt_{task} is "
-                    f"{tuple(gt.shape[-2:])} but the image is {tuple(shape)}; "
-                    "every task map must follow the image through the pipeline."
+                    f'{sample.metainfo.get("img_path")}: gt_{task} is '
+                    f'{tuple(gt.shape[-2:])} but the image is {tuple(shape)}; '
+                    'every task map must follow the image through the pipeline.'
                 )
             kind = get_task_kind(task, kinds)
             sample.set_gt(task, F.pad(gt, padding, value=kind.ignore_value))

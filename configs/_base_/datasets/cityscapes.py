@@ -1,22 +1,22 @@
 # Cityscapes in MTAN's layout (128 x 256): semseg (19 classes; label_set="label_7" for the
 # 7 categories) and depth. data_root holds {train,val}/{image,label_7,label_19,depth}/<i>.npy.
 # As the CTAL CNN reference: horizontal flip only in training, raw [0, 1] images.
-dataset_type = "CityscapesMTDataset"
-data_root = "data/cityscapes"
+dataset_type = 'CityscapesMTDataset'
+data_root = 'data/cityscapes'
 
 train_pipeline = [
-    dict(type="LoadMultiTaskImage"),
-    dict(type="LoadMultiTaskAnnotations"),
-    dict(type="MultiTaskRandomFlip", prob=0.5),
-    dict(type="PackMultiTaskInputs"),
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    dict(type='MultiTaskRandomFlip', prob=0.5),
+    dict(type='PackMultiTaskInputs'),
 ]
 test_pipeline = [
-    dict(type="LoadMultiTaskImage"),
-    dict(type="LoadMultiTaskAnnotations"),
-    dict(type="PackMultiTaskInputs"),
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    dict(type='PackMultiTaskInputs'),
 ]
 data_preprocessor = dict(
-    type="MultiTaskDataPreProcessor",
+    type='MultiTaskDataPreProcessor',
     mean=[0.0, 0.0, 0.0],
     std=[255.0, 255.0, 255.0],
     pad_val=0,
@@ -25,13 +25,13 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=True),
+    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        split="train",
-        label_set="label_19",
-        tasks=("semseg", "depth"),
+        split='train',
+        label_set='label_19',
+        tasks=('semseg', 'depth'),
         pipeline=train_pipeline,
     ),
 )
@@ -39,13 +39,13 @@ val_dataloader = dict(
     batch_size=1,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
+    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        split="val",
-        label_set="label_19",
-        tasks=("semseg", "depth"),
+        split='val',
+        label_set='label_19',
+        tasks=('semseg', 'depth'),
         test_mode=True,
         pipeline=test_pipeline,
     ),

@@ -2,23 +2,23 @@
 # data_root holds {train,val}/{image,label,depth,normal}/<i>.npy (docs/dataset_prepare.md).
 # As the CTAL CNN reference: horizontal flip only in training, no augmentation in val/test
 # (the reference also flips val images at random, a bug not copied here), raw [0, 1] images.
-dataset_type = "NYUv2Dataset"
-data_root = "data/nyuv2"
+dataset_type = 'NYUv2Dataset'
+data_root = 'data/nyuv2'
 
 train_pipeline = [
-    dict(type="LoadMultiTaskImage"),
-    dict(type="LoadMultiTaskAnnotations"),
-    dict(type="MultiTaskRandomFlip", prob=0.5),
-    dict(type="PackMultiTaskInputs"),
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    dict(type='MultiTaskRandomFlip', prob=0.5),
+    dict(type='PackMultiTaskInputs'),
 ]
 test_pipeline = [
-    dict(type="LoadMultiTaskImage"),
-    dict(type="LoadMultiTaskAnnotations"),
-    dict(type="PackMultiTaskInputs"),
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    dict(type='PackMultiTaskInputs'),
 ]
 # /255: the network sees the [0, 1] values of the .npy files, as in the reference
 data_preprocessor = dict(
-    type="MultiTaskDataPreProcessor",
+    type='MultiTaskDataPreProcessor',
     mean=[0.0, 0.0, 0.0],
     std=[255.0, 255.0, 255.0],
     pad_val=0,
@@ -27,12 +27,12 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=True),
+    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        split="train",
-        tasks=("semseg", "depth", "normals"),
+        split='train',
+        tasks=('semseg', 'depth', 'normals'),
         pipeline=train_pipeline,
     ),
 )
@@ -40,12 +40,12 @@ val_dataloader = dict(
     batch_size=1,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
+    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        split="val",
-        tasks=("semseg", "depth", "normals"),
+        split='val',
+        tasks=('semseg', 'depth', 'normals'),
         test_mode=True,
         pipeline=test_pipeline,
     ),

@@ -2,43 +2,43 @@
 # saliency, normals, edge. As the CTAL transformer reference: train = random scale 0.5-2.0,
 # crop 512 x 512 (cat_max_ratio 0.75), flip, photometric distortion, pad to 512; test = no
 # resize, pad to 512 x 512 centred (in the data preprocessor); ImageNet mean / std.
-dataset_type = "PascalContextMTDataset"
-data_root = "data/PASCAL_MT"
+dataset_type = 'PascalContextMTDataset'
+data_root = 'data/PASCAL_MT'
 crop_size = (512, 512)
 
 train_pipeline = [
-    dict(type="LoadMultiTaskImage"),
-    dict(type="LoadMultiTaskAnnotations"),
-    dict(type="MultiTaskRandomResize", ratio_range=(0.5, 2.0)),
-    dict(type="MultiTaskRandomCrop", crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type="MultiTaskRandomFlip", prob=0.5),
-    dict(type="MultiTaskPhotoMetricDistortion"),
-    dict(type="MultiTaskPad", size=crop_size),
-    dict(type="PackMultiTaskInputs"),
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    dict(type='MultiTaskRandomResize', ratio_range=(0.5, 2.0)),
+    dict(type='MultiTaskRandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='MultiTaskRandomFlip', prob=0.5),
+    dict(type='MultiTaskPhotoMetricDistortion'),
+    dict(type='MultiTaskPad', size=crop_size),
+    dict(type='PackMultiTaskInputs'),
 ]
 test_pipeline = [
-    dict(type="LoadMultiTaskImage"),
-    dict(type="LoadMultiTaskAnnotations"),
-    dict(type="PackMultiTaskInputs"),
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    dict(type='PackMultiTaskInputs'),
 ]
 data_preprocessor = dict(
-    type="MultiTaskDataPreProcessor",
+    type='MultiTaskDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     size=crop_size,
     pad_val=0,
-    test_cfg=dict(size=crop_size, pad_mode="centre"),
+    test_cfg=dict(size=crop_size, pad_mode='centre'),
 )
 train_dataloader = dict(
     batch_size=8,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=True),
+    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        split="train",
-        tasks=("semseg", "human_parts", "saliency", "normals", "edge"),
+        split='train',
+        tasks=('semseg', 'human_parts', 'saliency', 'normals', 'edge'),
         pipeline=train_pipeline,
     ),
 )
@@ -46,12 +46,12 @@ val_dataloader = dict(
     batch_size=1,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
+    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        split="val",
-        tasks=("semseg", "human_parts", "saliency", "normals", "edge"),
+        split='val',
+        tasks=('semseg', 'human_parts', 'saliency', 'normals', 'edge'),
         test_mode=True,
         pipeline=test_pipeline,
     ),

@@ -2,22 +2,22 @@
 # (semseg, depth, normals, edge, saliency, human_parts); the default set is the NYUv2-like
 # semseg / depth / normals. Training and held-out val scenes come from different seeds.
 # Override e.g. --cfg-options train_dataloader.dataset.num_samples=1000
-dataset_type = "SyntheticScenesDataset"
+dataset_type = 'SyntheticScenesDataset'
 synthetic_img_size = (96, 128)
 synthetic_num_classes = 9  # floor, wall, ceiling + 6 object classes
 
 train_pipeline = [
-    dict(type="LoadSyntheticScene"),
-    dict(type="MultiTaskRandomFlip", prob=0.5),
-    dict(type="PackMultiTaskInputs"),
+    dict(type='LoadSyntheticScene'),
+    dict(type='MultiTaskRandomFlip', prob=0.5),
+    dict(type='PackMultiTaskInputs'),
 ]
 test_pipeline = [
-    dict(type="LoadSyntheticScene"),
-    dict(type="PackMultiTaskInputs"),
+    dict(type='LoadSyntheticScene'),
+    dict(type='PackMultiTaskInputs'),
 ]
 # like the CNN reference on NYUv2: images scaled to [0, 1], no mean / std
 data_preprocessor = dict(
-    type="MultiTaskDataPreProcessor",
+    type='MultiTaskDataPreProcessor',
     mean=[0.0, 0.0, 0.0],
     std=[255.0, 255.0, 255.0],
     pad_val=0,
@@ -26,15 +26,15 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=True),
+    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         num_samples=320,
         img_size=synthetic_img_size,
         num_classes=synthetic_num_classes,
         seed=0,
-        split="train",
-        tasks=("semseg", "depth", "normals"),
+        split='train',
+        tasks=('semseg', 'depth', 'normals'),
         pipeline=train_pipeline,
     ),
 )
@@ -42,15 +42,15 @@ val_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
+    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         num_samples=64,
         img_size=synthetic_img_size,
         num_classes=synthetic_num_classes,
         seed=1,
-        split="val",
-        tasks=("semseg", "depth", "normals"),
+        split='val',
+        tasks=('semseg', 'depth', 'normals'),
         test_mode=True,
         pipeline=test_pipeline,
     ),

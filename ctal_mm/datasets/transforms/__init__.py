@@ -16,16 +16,16 @@ from .loading import (
 from .photometric import MultiTaskPhotoMetricDistortion
 
 __all__ = [
-    "GT_DECODERS",
-    "register_gt_decoder",
-    "LoadMultiTaskImage",
-    "LoadMultiTaskAnnotations",
-    "LoadSyntheticScene",
-    "MultiTaskResize",
-    "MultiTaskRandomResize",
-    "MultiTaskRandomFlip",
-    "MultiTaskRandomCrop",
-    "MultiTaskPad",
-    "MultiTaskPhotoMetricDistortion",
-    "PackMultiTaskInputs",
+    'GT_DECODERS',
+    'register_gt_decoder',
+    'LoadMultiTaskImage',
+    'LoadMultiTaskAnnotations',
+    'LoadSyntheticScene',
+    'MultiTaskResize',
+    'MultiTaskRandomResize',
+    'MultiTaskRandomFlip',
+    'MultiTaskRandomCrop',
+    'MultiTaskPad',
+    'MultiTaskPhotoMetricDistortion',
+    'PackMultiTaskInputs',
 ]

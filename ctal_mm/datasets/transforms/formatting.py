@@ -10,16 +10,16 @@ from ctal_mm.registry import TRANSFORMS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
 
 DEFAULT_META_KEYS = (
-    "img_path",
-    "ori_shape",
-    "img_shape",
-    "pad_shape",
-    "flip",
-    "flip_direction",
-    "scale_factor",
-    "sample_idx",
-    "task_kinds",
-    "padding_size",
+    'img_path',
+    'ori_shape',
+    'img_shape',
+    'pad_shape',
+    'flip',
+    'flip_direction',
+    'scale_factor',
+    'sample_idx',
+    'task_kinds',
+    'padding_size',
 )
 
 
@@ -43,25 +43,25 @@ class PackMultiTaskInputs(BaseTransform):
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:
-        img = results["img"]
+        img = results['img']
         if img.ndim == 2:
             img = img[..., None]
         height, width = img.shape[:2]
         inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        kinds = dict(results.get("task_kinds", {}))
+        kinds = dict(results.get('task_kinds', {}))
         sample = MultiTaskDataSample()
         for task in kinds:
-            key = f"gt_{task}"
+            key = f'gt_{task}'
             if key not in results:
                 continue
             kind = get_task_kind(task, kinds)
             gt = np.asarray(results[key])
             if gt.shape[:2] != (height, width):
                 raise ValueError(
-                    f"{results.get('img_path')}: {key} is {gt.shape[:2]} but "
-                    f"the image is {(height, width)}; a transform moved one "
-                    "without the other (register it as a ctal_mm multitask "
-                    "transform)."
+                    f'{results.get("img_path")}: {key} is {gt.shape[:2]} but '
+                    f'the image is {(height, width)}; a transform moved one '
+                    'without the other (register it as a ctal_mm multitask '
+                    'transform).'
                 )
             gt = gt[..., None] if gt.ndim == 2 else gt
             tensor = torch.from_numpy(
@@ -70,7 +70,7 @@ class PackMultiTaskInputs(BaseTransform):
             tensor = tensor.long() if kind.is_label else tensor.float()
             sample.set_gt(task, tensor)
         defaults = dict(
-            pad_shape=results.get("img_shape", (height, width)),
+            pad_shape=results.get('img_shape', (height, width)),
             flip=False,
             flip_direction=None,
             scale_factor=(1.0, 1.0),
@@ -81,9 +81,9 @@ class PackMultiTaskInputs(BaseTransform):
                 meta[key] = results[key]
             elif key in defaults:
                 meta[key] = defaults[key]
-        meta["task_kinds"] = kinds
+        meta['task_kinds'] = kinds
         sample.set_metainfo(meta)
         return dict(inputs=inputs, data_samples=sample)
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(meta_keys={self.meta_keys})"
+        return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'

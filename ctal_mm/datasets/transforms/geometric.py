@@ -25,15 +25,15 @@ from mmcv.transforms import BaseTransform
 from ctal_mm.registry import TRANSFORMS
 from ctal_mm.structures import TaskKind, get_task_kind
 
-DEPTH_MODES = ("divide", "keep")
-PAD_MODES = ("bottom_right", "centre")
+DEPTH_MODES = ('divide', 'keep')
+PAD_MODES = ('bottom_right', 'centre')
 
 
 def task_maps(results: dict) -> Iterator[Tuple[str, TaskKind]]:
     """``(results key, kind)`` of every ``gt_<task>`` map present for ``results['task_kinds']``."""
-    kinds = results.get("task_kinds", {})
+    kinds = results.get('task_kinds', {})
     for task in kinds:
-        key = f"gt_{task}"
+        key = f'gt_{task}'
         if key in results:
             yield key, get_task_kind(task, kinds)
 
@@ -80,7 +80,7 @@ def resize_task_map(
     if is_unit_vector_kind(kind):
         return resize_unit_vectors(array, size_wh)
     resized = resize_nearest(array, size_wh)
-    if kind.name == "depth" and depth_mode == "divide":
+    if kind.name == 'depth' and depth_mode == 'divide':
         resized = resized / np.float32(depth_scale)
     return resized.astype(array.dtype)
 
@@ -98,7 +98,7 @@ def _pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
     if isinstance(value, int):
         return value, value
     if len(value) != 2:
-        raise ValueError(f"{name}={value!r}; expected an int or a pair.")
+        raise ValueError(f'{name}={value!r}; expected an int or a pair.')
     return int(value[0]), int(value[1])
 
 
@@ -106,22 +106,22 @@ def apply_resize(
     results: dict,
     size_wh: Tuple[int, int],
     depth_mode: str,
-    interpolation: str = "bilinear",
+    interpolation: str = 'bilinear',
 ) -> dict:
     """Resize ``results['img']`` and every task map to ``size_wh``; update shapes and scale."""
-    img = results["img"]
+    img = results['img']
     h, w = img.shape[:2]
     new_w, new_h = size_wh
     w_scale, h_scale = new_w / w, new_h / h
-    results["img"] = mmcv.imresize(img, size_wh, interpolation=interpolation)
+    results['img'] = mmcv.imresize(img, size_wh, interpolation=interpolation)
     depth_scale = math.sqrt(w_scale * h_scale)
     for key, kind in task_maps(results):
         results[key] = resize_task_map(
             results[key], kind, size_wh, depth_scale, depth_mode
         )
-    old_w, old_h = results.get("scale_factor", (1.0, 1.0))
-    results["img_shape"] = (new_h, new_w)
-    results["scale_factor"] = (old_w * w_scale, old_h * h_scale)
+    old_w, old_h = results.get('scale_factor', (1.0, 1.0))
+    results['img_shape'] = (new_h, new_w)
+    results['scale_factor'] = (old_w * w_scale, old_h * h_scale)
     return results
 
 
@@ -144,15 +144,15 @@ class MultiTaskResize(BaseTransform):
         scale: Optional[Sequence[int]] = None,
         scale_factor: Optional[float] = None,
         keep_ratio: bool = True,
-        depth_mode: str = "divide",
-        interpolation: str = "bilinear",
+        depth_mode: str = 'divide',
+        interpolation: str = 'bilinear',
     ):
         if (scale is None) == (scale_factor is None):
             raise ValueError(
-                "MultiTaskResize needs exactly one of scale=(w, h) and "
-                f"scale_factor; got scale={scale}, scale_factor={scale_factor}."
+                'MultiTaskResize needs exactly one of scale=(w, h) and '
+                f'scale_factor; got scale={scale}, scale_factor={scale_factor}.'
             )
-        self.scale = None if scale is None else _pair(scale, "scale")
+        self.scale = None if scale is None else _pair(scale, 'scale')
         self.scale_factor = scale_factor
         self.keep_ratio = keep_ratio
         self.depth_mode = _check_depth_mode(depth_mode)
@@ -169,14 +169,14 @@ class MultiTaskResize(BaseTransform):
         return self.scale
 
     def transform(self, results: dict) -> dict:
-        size = self.target_size(results["img"].shape[:2])
+        size = self.target_size(results['img'].shape[:2])
         return apply_resize(results, size, self.depth_mode, self.interpolation)
 
     def __repr__(self) -> str:
         return (
-            f"{self.__class__.__name__}(scale={self.scale}, scale_factor="
-            f"{self.scale_factor}, keep_ratio={self.keep_ratio}, "
-            f"depth_mode={self.depth_mode!r})"
+            f'{self.__class__.__name__}(scale={self.scale}, scale_factor='
+            f'{self.scale_factor}, keep_ratio={self.keep_ratio}, '
+            f'depth_mode={self.depth_mode!r})'
         )
 
 
@@ -198,16 +198,16 @@ class MultiTaskRandomResize(BaseTransform):
         ratio_range: Sequence[float] = (0.5, 2.0),
         scale: Optional[Sequence[int]] = None,
         keep_ratio: bool = True,
-        depth_mode: str = "divide",
-        interpolation: str = "bilinear",
+        depth_mode: str = 'divide',
+        interpolation: str = 'bilinear',
     ):
         low, high = ratio_range
         if not 0 < low <= high:
             raise ValueError(
-                f"ratio_range={ratio_range}; expected 0 < low <= high."
+                f'ratio_range={ratio_range}; expected 0 < low <= high.'
             )
         self.ratio_range = (float(low), float(high))
-        self.scale = None if scale is None else _pair(scale, "scale")
+        self.scale = None if scale is None else _pair(scale, 'scale')
         self.keep_ratio = keep_ratio
         self.depth_mode = _check_depth_mode(depth_mode)
         self.interpolation = interpolation
@@ -234,9 +234,9 @@ class MultiTaskRandomResize(BaseTransform):
 
     def __repr__(self) -> str:
         return (
-            f"{self.__class__.__name__}(ratio_range={self.ratio_range}, "
-            f"scale={self.scale}, keep_ratio={self.keep_ratio}, "
-            f"depth_mode={self.depth_mode!r})"
+            f'{self.__class__.__name__}(ratio_range={self.ratio_range}, '
+            f'scale={self.scale}, keep_ratio={self.keep_ratio}, '
+            f'depth_mode={self.depth_mode!r})'
         )
 
 
@@ -253,13 +253,13 @@ class MultiTaskRandomFlip(BaseTransform):
 
     def __init__(self, prob: float = 0.5):
         if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"prob={prob}; expected a probability in [0, 1].")
+            raise ValueError(f'prob={prob}; expected a probability in [0, 1].')
         self.prob = prob
 
     @staticmethod
     def flip(results: dict) -> dict:
         """Flip ``results`` horizontally (deterministically)."""
-        results["img"] = np.ascontiguousarray(results["img"][:, ::-1])
+        results['img'] = np.ascontiguousarray(results['img'][:, ::-1])
         for key, kind in task_maps(results):
             flipped = np.ascontiguousarray(results[key][:, ::-1])
             if kind.flip_negates_x:
@@ -271,31 +271,31 @@ class MultiTaskRandomFlip(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         do_flip = bool(np.random.rand() < self.prob)
-        already = bool(results.get("flip", False))
+        already = bool(results.get('flip', False))
         if do_flip:
             self.flip(results)
         # two flips cancel: record the net state, as mmcv does
-        results["flip"] = already != do_flip
-        results["flip_direction"] = "horizontal" if results["flip"] else None
+        results['flip'] = already != do_flip
+        results['flip_direction'] = 'horizontal' if results['flip'] else None
         return results
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(prob={self.prob})"
+        return f'{self.__class__.__name__}(prob={self.prob})'
 
 
 def segmentation_task(results: dict, task: Optional[str]) -> Optional[str]:
     """The ``gt_<task>`` key used for ``cat_max_ratio``: ``task``, or the first segmentation map."""
-    kinds = results.get("task_kinds", {})
+    kinds = results.get('task_kinds', {})
     if task is not None:
-        if f"gt_{task}" not in results:
+        if f'gt_{task}' not in results:
             raise KeyError(
-                f"cat_max_task={task!r} is not loaded for "
-                f"{results.get('img_path')} (tasks: {sorted(kinds)}); name a "
-                "loaded segmentation task or leave it None."
+                f'cat_max_task={task!r} is not loaded for '
+                f'{results.get("img_path")} (tasks: {sorted(kinds)}); name a '
+                'loaded segmentation task or leave it None.'
             )
-        return f"gt_{task}"
+        return f'gt_{task}'
     for key, kind in task_maps(results):
-        if kind.name == "segmentation":
+        if kind.name == 'segmentation':
             return key
     return None
 
@@ -321,10 +321,10 @@ class MultiTaskRandomCrop(BaseTransform):
         cat_max_ratio: float = 1.0,
         cat_max_task: Optional[str] = None,
     ):
-        self.crop_size = _pair(crop_size, "crop_size")
+        self.crop_size = _pair(crop_size, 'crop_size')
         if min(self.crop_size) <= 0:
             raise ValueError(
-                f"crop_size={crop_size}; expected positive sizes."
+                f'crop_size={crop_size}; expected positive sizes.'
             )
         self.cat_max_ratio = cat_max_ratio
         self.cat_max_task = cat_max_task
@@ -343,13 +343,13 @@ class MultiTaskRandomCrop(BaseTransform):
         )
 
     def choose_window(self, results: dict) -> Tuple[int, int, int, int]:
-        window = self.random_window(results["img"].shape)
+        window = self.random_window(results['img'].shape)
         key = None
         if self.cat_max_ratio < 1.0:
             key = segmentation_task(results, self.cat_max_task)
         if key is None:
             return window
-        ignore = get_task_kind(key[3:], results["task_kinds"]).ignore_value
+        ignore = get_task_kind(key[3:], results['task_kinds']).ignore_value
         for _ in range(10):
             top, bottom, left, right = window
             labels = results[key][top:bottom, left:right]
@@ -360,17 +360,17 @@ class MultiTaskRandomCrop(BaseTransform):
                 and counts.max() / counts.sum() < self.cat_max_ratio
             ):
                 break
-            window = self.random_window(results["img"].shape)
+            window = self.random_window(results['img'].shape)
         return window
 
     @staticmethod
     def crop(results: dict, window: Tuple[int, int, int, int]) -> dict:
         """Crop ``results`` to ``window`` = (top, bottom, left, right)."""
         top, bottom, left, right = window
-        results["img"] = results["img"][top:bottom, left:right].copy()
+        results['img'] = results['img'][top:bottom, left:right].copy()
         for key, _ in task_maps(results):
             results[key] = results[key][top:bottom, left:right].copy()
-        results["img_shape"] = results["img"].shape[:2]
+        results['img_shape'] = results['img'].shape[:2]
         return results
 
     def transform(self, results: dict) -> dict:
@@ -378,9 +378,9 @@ class MultiTaskRandomCrop(BaseTransform):
 
     def __repr__(self) -> str:
         return (
-            f"{self.__class__.__name__}(crop_size={self.crop_size}, "
-            f"cat_max_ratio={self.cat_max_ratio}, "
-            f"cat_max_task={self.cat_max_task!r})"
+            f'{self.__class__.__name__}(crop_size={self.crop_size}, '
+            f'cat_max_ratio={self.cat_max_ratio}, '
+            f'cat_max_task={self.cat_max_task!r})'
         )
 
 
@@ -389,10 +389,10 @@ def padding_for(
 ) -> Tuple[int, int, int, int]:
     """(left, right, top, bottom) that pads ``shape_hw`` to ``target_hw`` (never crops)."""
     if mode not in PAD_MODES:
-        raise ValueError(f"pad mode {mode!r}; expected one of {PAD_MODES}.")
+        raise ValueError(f'pad mode {mode!r}; expected one of {PAD_MODES}.')
     extra_h = max(target_hw[0] - shape_hw[0], 0)
     extra_w = max(target_hw[1] - shape_hw[1], 0)
-    if mode == "centre":
+    if mode == 'centre':
         left, top = extra_w // 2, extra_h // 2
     else:
         left, top = 0, 0
@@ -418,21 +418,21 @@ class MultiTaskPad(BaseTransform):
         size: Optional[Union[int, Sequence[int]]] = None,
         size_divisor: Optional[int] = None,
         pad_val: float = 0,
-        mode: str = "bottom_right",
+        mode: str = 'bottom_right',
     ):
         if (size is None) == (size_divisor is None):
             raise ValueError(
-                "MultiTaskPad needs exactly one of size and size_divisor; got "
-                f"size={size}, size_divisor={size_divisor}."
+                'MultiTaskPad needs exactly one of size and size_divisor; got '
+                f'size={size}, size_divisor={size_divisor}.'
             )
-        self.size = None if size is None else _pair(size, "size")
+        self.size = None if size is None else _pair(size, 'size')
         self.size_divisor = size_divisor
         self.pad_val = pad_val
         padding_for((1, 1), (1, 1), mode)
         self.mode = mode
 
     def transform(self, results: dict) -> dict:
-        h, w = results["img"].shape[:2]
+        h, w = results['img'].shape[:2]
         if self.size is not None:
             target = self.size
         else:
@@ -440,22 +440,22 @@ class MultiTaskPad(BaseTransform):
             target = (math.ceil(h / d) * d, math.ceil(w / d) * d)
         left, right, top, bottom = padding_for((h, w), target, self.mode)
         padding = (left, top, right, bottom)  # mmcv.impad's order
-        results["img"] = mmcv.impad(
-            results["img"], padding=padding, pad_val=self.pad_val
+        results['img'] = mmcv.impad(
+            results['img'], padding=padding, pad_val=self.pad_val
         )
         for key, kind in task_maps(results):
             results[key] = mmcv.impad(
                 results[key], padding=padding, pad_val=kind.ignore_value
             )
-        results["pad_shape"] = results["img"].shape[:2]
-        old = results.get("padding_size", (0, 0, 0, 0))
-        results["padding_size"] = tuple(
+        results['pad_shape'] = results['img'].shape[:2]
+        old = results.get('padding_size', (0, 0, 0, 0))
+        results['padding_size'] = tuple(
             a + b for a, b in zip(old, (left, right, top, bottom))
         )
         return results
 
     def __repr__(self) -> str:
         return (
-            f"{self.__class__.__name__}(size={self.size}, size_divisor="
-            f"{self.size_divisor}, pad_val={self.pad_val}, mode={self.mode!r})"
+            f'{self.__class__.__name__}(size={self.size}, size_divisor='
+            f'{self.size_divisor}, pad_val={self.pad_val}, mode={self.mode!r})'
         )

@@ -30,7 +30,7 @@ def register_gt_decoder(name: str) -> Callable:
 
     def register(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         if name in GT_DECODERS:
-            raise KeyError(f"A ground-truth decoder {name!r} exists already.")
+            raise KeyError(f'A ground-truth decoder {name!r} exists already.')
         GT_DECODERS[name] = fn
         return fn
 
@@ -49,24 +49,24 @@ def labels_to_uint8(
         DataFileError: non-integer, non-finite or out-of-range values (listed in the message).
     """
     what = (
-        f"class ids 0..{num_classes - 1} with ignore value(s) "
-        f"{sorted(set(ignore_values))}"
+        f'class ids 0..{num_classes - 1} with ignore value(s) '
+        f'{sorted(set(ignore_values))}'
     )
     if np.issubdtype(labels.dtype, np.floating):
         if not np.isfinite(labels).all():
             raise DataFileError(
-                f"{path}: contains NaN or infinite values; expected {what}."
+                f'{path}: contains NaN or infinite values; expected {what}.'
             )
         if not (labels == np.round(labels)).all():
             raise DataFileError(
-                f"{path}: contains non-integer values; expected {what}."
+                f'{path}: contains non-integer values; expected {what}.'
             )
     ignore = np.isin(labels, list(ignore_values))
     valid = ((labels >= 0) & (labels < num_classes)) | ignore
     if not valid.all():
         bad = np.unique(labels[~valid])[:8].tolist()
         raise DataFileError(
-            f"{path}: contains value(s) {bad}; expected {what}. Check the "
+            f'{path}: contains value(s) {bad}; expected {what}. Check the '
             "dataset's number of classes or the file."
         )
     out = np.where(ignore, IGNORE_INDEX, labels).astype(np.uint8)
@@ -80,7 +80,7 @@ def _squeeze_channel(array: np.ndarray) -> np.ndarray:
     return array
 
 
-@register_gt_decoder("npy_label")
+@register_gt_decoder('npy_label')
 def decode_npy_label(
     path: str,
     shape: Tuple[int, int],
@@ -88,28 +88,28 @@ def decode_npy_label(
     ignore_values: Sequence[int] = (-1, IGNORE_INDEX),
 ) -> np.ndarray:
     """An MTAN label .npy (float class ids, -1 = ignore) as uint8 with 255 = ignore."""
-    what = f"a {shape[0]} x {shape[1]} label map (classes 0..{num_classes - 1}, -1 = ignore)"
+    what = f'a {shape[0]} x {shape[1]} label map (classes 0..{num_classes - 1}, -1 = ignore)'
     labels = _squeeze_channel(read_npy(path, what))
     check_shape(labels, path, what, shape)
     return labels_to_uint8(labels, path, num_classes, ignore_values)
 
 
-@register_gt_decoder("npy_depth")
+@register_gt_decoder('npy_depth')
 def decode_npy_depth(path: str, shape: Tuple[int, int]) -> np.ndarray:
     """An MTAN depth .npy (H x W or H x W x 1, 0 = invalid) as float32 H x W."""
-    what = f"a {shape[0]} x {shape[1]} (x 1) depth map, >= 0, 0 = invalid"
+    what = f'a {shape[0]} x {shape[1]} (x 1) depth map, >= 0, 0 = invalid'
     depth = _squeeze_channel(read_npy(path, what))
     check_shape(depth, path, what, shape)
     depth = depth.astype(np.float32)
     if not np.isfinite(depth).all():
         raise DataFileError(
-            f"{path}: contains NaN or infinite depths; expected {what} (mark "
-            "missing depth with 0)."
+            f'{path}: contains NaN or infinite depths; expected {what} (mark '
+            'missing depth with 0).'
         )
     if (depth < 0).any():
         raise DataFileError(
-            f"{path}: contains negative depths (min {depth.min():.4g}); "
-            f"expected {what}."
+            f'{path}: contains negative depths (min {depth.min():.4g}); '
+            f'expected {what}.'
         )
     return depth
 
@@ -123,29 +123,29 @@ def unit_normals(normals: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     )
 
 
-@register_gt_decoder("npy_normals")
+@register_gt_decoder('npy_normals')
 def decode_npy_normals(path: str, shape: Tuple[int, int]) -> np.ndarray:
     """An MTAN normal .npy (H x W x 3 in [-1, 1], all-zero = invalid) as unit float32 vectors."""
     what = (
-        f"a {shape[0]} x {shape[1]} x 3 normal map in [-1, 1], all-zero = "
-        "invalid"
+        f'a {shape[0]} x {shape[1]} x 3 normal map in [-1, 1], all-zero = '
+        'invalid'
     )
     normals = read_npy(path, what)
     check_shape(normals, path, what, (*shape, 3))
     normals = normals.astype(np.float32)
     if not np.isfinite(normals).all():
         raise DataFileError(
-            f"{path}: contains NaN or infinite values; expected {what}."
+            f'{path}: contains NaN or infinite values; expected {what}.'
         )
     if np.abs(normals).max(initial=0) > 1.0 + 1e-3:
         raise DataFileError(
-            f"{path}: values reach {np.abs(normals).max():.4g}; expected {what} "
-            "(a normal image encoded as 0..255 must be decoded to [-1, 1] first)."
+            f'{path}: values reach {np.abs(normals).max():.4g}; expected {what} '
+            '(a normal image encoded as 0..255 must be decoded to [-1, 1] first).'
         )
     return unit_normals(normals)
 
 
-@register_gt_decoder("png_label")
+@register_gt_decoder('png_label')
 def decode_png_label(
     path: str,
     shape: Tuple[int, int],
@@ -154,21 +154,21 @@ def decode_png_label(
 ) -> np.ndarray:
     """A single-channel (or palette) PNG of class ids, 255 = ignore, as uint8."""
     what = (
-        f"a {shape[0]} x {shape[1]} single-channel PNG of class ids "
-        f"0..{num_classes - 1}, 255 = ignore"
+        f'a {shape[0]} x {shape[1]} single-channel PNG of class ids '
+        f'0..{num_classes - 1}, 255 = ignore'
     )
     labels = read_pil(path, what)
     check_shape(labels, path, what, shape)
     return labels_to_uint8(labels, path, num_classes, ignore_values)
 
 
-@register_gt_decoder("png_saliency")
+@register_gt_decoder('png_saliency')
 def decode_png_saliency(
     path: str, shape: Tuple[int, int], threshold: float = 0.5
 ) -> np.ndarray:
     """A grey-level saliency PNG as uint8 {0, 1}: value / 255 > ``threshold`` is foreground."""
-    what = f"a {shape[0]} x {shape[1]} grey-level saliency PNG"
-    grey = read_pil(path, what, mode="L")
+    what = f'a {shape[0]} x {shape[1]} grey-level saliency PNG'
+    grey = read_pil(path, what, mode='L')
     check_shape(grey, path, what, shape)
     return (grey.astype(np.float32) / 255.0 > threshold).astype(np.uint8)
 
@@ -182,9 +182,9 @@ def check_gt(
     want_dtype = np.uint8 if kind.is_label else np.float32
     if tuple(gt.shape) != want_shape or gt.dtype != want_dtype:
         raise DataFileError(
-            f"{path}: decoded {task!r} ({kind.name}) is {gt.dtype} of shape "
-            f"{tuple(gt.shape)}; expected {np.dtype(want_dtype)} of shape "
-            f"{want_shape}. The decoder of this task is at fault."
+            f'{path}: decoded {task!r} ({kind.name}) is {gt.dtype} of shape '
+            f'{tuple(gt.shape)}; expected {np.dtype(want_dtype)} of shape '
+            f'{want_shape}. The decoder of this task is at fault.'
         )
 
 
@@ -207,40 +207,42 @@ class LoadMultiTaskImage(BaseTransform):
         self.to_float32 = to_float32
 
     def transform(self, results: dict) -> dict:
-        path = results["img_path"]
-        if str(path).endswith(".npy"):
+        path = results['img_path']
+        if str(path).endswith('.npy'):
             top = 255.0 / self.npy_scale
-            what = f"an H x W x 3 RGB image with values in [0, {top:g}]"
+            what = f'an H x W x 3 RGB image with values in [0, {top:g}]'
             img = check_shape(
                 read_npy(path, what), path, what, (None, None, 3)
             )
             img = img.astype(np.float32)
             if not np.isfinite(img).all():
                 raise DataFileError(
-                    f"{path}: contains NaN or infinite values; expected {what}."
+                    f'{path}: contains NaN or infinite values; expected {what}.'
                 )
-            low, high = float(img.min(initial=0)), float(img.max(initial=0))
+            if img.size == 0:
+                raise DataFileError(f'{path}: is empty; expected {what}.')
+            low, high = float(img.min()), float(img.max())
             if low < -1e-3 or high > top * (1 + 1e-3):
                 raise DataFileError(
-                    f"{path}: values span [{low:.4g}, {high:.4g}]; expected "
-                    f"{what}. For images stored on another scale set "
-                    "LoadMultiTaskImage(npy_scale=...)."
+                    f'{path}: values span [{low:.4g}, {high:.4g}]; expected '
+                    f'{what}. For images stored on another scale set '
+                    'LoadMultiTaskImage(npy_scale=...).'
                 )
             img = img * np.float32(self.npy_scale)
         else:
-            what = "an RGB image"
-            img = read_pil(path, what, mode="RGB")
+            what = 'an RGB image'
+            img = read_pil(path, what, mode='RGB')
             if self.to_float32:
                 img = img.astype(np.float32)
-        results["img"] = img
-        results["img_shape"] = img.shape[:2]
-        results["ori_shape"] = img.shape[:2]
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
         return results
 
     def __repr__(self) -> str:
         return (
-            f"{self.__class__.__name__}(npy_scale={self.npy_scale}, "
-            f"to_float32={self.to_float32})"
+            f'{self.__class__.__name__}(npy_scale={self.npy_scale}, '
+            f'to_float32={self.to_float32})'
         )
 
 
@@ -260,38 +262,38 @@ class LoadMultiTaskAnnotations(BaseTransform):
         self.tasks = None if tasks is None else tuple(tasks)
 
     def transform(self, results: dict) -> dict:
-        ann_info = results.get("ann_info", {})
-        kinds = dict(results.get("task_kinds", {}))
+        ann_info = results.get('ann_info', {})
+        kinds = dict(results.get('task_kinds', {}))
         if self.tasks is not None:
             missing = [t for t in self.tasks if t not in ann_info]
             if missing:
                 raise KeyError(
-                    f"LoadMultiTaskAnnotations(tasks={list(self.tasks)}): the "
-                    f"dataset lists no {missing} for {results.get('img_path')}; "
+                    f'LoadMultiTaskAnnotations(tasks={list(self.tasks)}): the '
+                    f'dataset lists no {missing} for {results.get("img_path")}; '
                     f"it has {sorted(ann_info)}. Set the dataset's `tasks`."
                 )
-        shape = tuple(results["ori_shape"][:2])
+        shape = tuple(results['ori_shape'][:2])
         loaded = {}
         for task, entry in ann_info.items():
             if self.tasks is not None and task not in self.tasks:
                 continue
             options = dict(entry)
-            name = options.pop("decoder")
+            name = options.pop('decoder')
             if name not in GT_DECODERS:
                 raise KeyError(
-                    f"Unknown ground-truth decoder {name!r} for task {task!r}; "
-                    f"registered: {sorted(GT_DECODERS)}."
+                    f'Unknown ground-truth decoder {name!r} for task {task!r}; '
+                    f'registered: {sorted(GT_DECODERS)}.'
                 )
             gt = GT_DECODERS[name](shape=shape, **options)
             kind_name = kinds.get(task) or get_task_kind(task).name
-            check_gt(gt, task, kind_name, options.get("path"), shape)
-            results[f"gt_{task}"] = gt
+            check_gt(gt, task, kind_name, options.get('path'), shape)
+            results[f'gt_{task}'] = gt
             loaded[task] = kind_name
-        results["task_kinds"] = loaded
+        results['task_kinds'] = loaded
         return results
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(tasks={self.tasks})"
+        return f'{self.__class__.__name__}(tasks={self.tasks})'
 
 
 @TRANSFORMS.register_module()
@@ -306,10 +308,10 @@ class LoadSyntheticScene(BaseTransform):
     def transform(self, results: dict) -> dict:
         from ..synthetic import render_scene
 
-        scene = render_scene(**results["scene"])
-        results["img"] = scene["img"]
-        results["img_shape"] = scene["img"].shape[:2]
-        results["ori_shape"] = scene["img"].shape[:2]
-        for task in results["task_kinds"]:
-            results[f"gt_{task}"] = scene[task]
+        scene = render_scene(**results['scene'])
+        results['img'] = scene['img']
+        results['img_shape'] = scene['img'].shape[:2]
+        results['ori_shape'] = scene['img'].shape[:2]
+        for task in results['task_kinds']:
+            results[f'gt_{task}'] = scene[task]
         return results

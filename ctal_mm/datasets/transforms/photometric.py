@@ -25,11 +25,11 @@ class MultiTaskPhotoMetricDistortion(PhotoMetricDistortion):
     """
 
     def transform(self, results: dict) -> dict:
-        img = results["img"]
+        img = results['img']
         was_float = img.dtype != np.uint8
         if was_float:
-            results["img"] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+            results['img'] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
         results = super().transform(results)
         if was_float:
-            results["img"] = results["img"].astype(np.float32)
+            results['img'] = results['img'].astype(np.float32)
         return results
