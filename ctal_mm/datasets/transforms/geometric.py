@@ -399,6 +399,19 @@ def padding_for(
     return left, extra_w - left, top, extra_h - top
 
 
+def pad_array(
+    array: np.ndarray, padding: Tuple[int, int, int, int], value: float
+) -> np.ndarray:
+    """``array`` (H x W [x C]) padded by (left, right, top, bottom) with ``value`` everywhere.
+
+    numpy rather than ``mmcv.impad``: with a scalar value, OpenCV pads only the first channel of
+    a multi-channel image (the others get 0).
+    """
+    left, right, top, bottom = padding
+    widths = ((top, bottom), (left, right)) + ((0, 0),) * (array.ndim - 2)
+    return np.pad(array, widths, mode='constant', constant_values=value)
+
+
 @TRANSFORMS.register_module()
 class MultiTaskPad(BaseTransform):
     """Pad the image and every task map, each task map with its kind's ignore value.
@@ -439,14 +452,10 @@ class MultiTaskPad(BaseTransform):
             d = self.size_divisor
             target = (math.ceil(h / d) * d, math.ceil(w / d) * d)
         left, right, top, bottom = padding_for((h, w), target, self.mode)
-        padding = (left, top, right, bottom)  # mmcv.impad's order
-        results['img'] = mmcv.impad(
-            results['img'], padding=padding, pad_val=self.pad_val
-        )
+        padding = (left, right, top, bottom)
+        results['img'] = pad_array(results['img'], padding, self.pad_val)
         for key, kind in task_maps(results):
-            results[key] = mmcv.impad(
-                results[key], padding=padding, pad_val=kind.ignore_value
-            )
+            results[key] = pad_array(results[key], padding, kind.ignore_value)
         results['pad_shape'] = results['img'].shape[:2]
         old = results.get('padding_size', (0, 0, 0, 0))
         results['padding_size'] = tuple(
