@@ -1,2 +1,1 @@
-
 from .data_preprocessor import MultiTaskDataPreProcessor  # noqa: F401
