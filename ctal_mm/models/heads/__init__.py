@@ -1,1 +1,3 @@
+from .task_heads import BottleneckTaskHead, DeepLabTaskHead
 
+__all__ = ['BottleneckTaskHead', 'DeepLabTaskHead']

@@ -1,1 +1,19 @@
+from .task_losses import (
+    BalancedBCEEdgeLoss,
+    BalancedSaliencyLoss,
+    MaskedL1DepthLoss,
+    MTCrossEntropyLoss,
+    NormalsLoss,
+)
+from .weighting import DWAWeighting, FixedWeighting, UncertaintyWeighting
 
+__all__ = [
+    'MTCrossEntropyLoss',
+    'MaskedL1DepthLoss',
+    'NormalsLoss',
+    'BalancedBCEEdgeLoss',
+    'BalancedSaliencyLoss',
+    'FixedWeighting',
+    'UncertaintyWeighting',
+    'DWAWeighting',
+]

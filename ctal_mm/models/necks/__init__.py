@@ -1,1 +1,3 @@
+from .hrnet_fuse_neck import HRNetFuseNeck
 
+__all__ = ['HRNetFuseNeck']

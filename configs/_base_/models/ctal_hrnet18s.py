@@ -1,0 +1,88 @@
+# CTAL with HRNet-W18-small-v2, as the reference's CNN tree, for NYUv2 (MTAN protocol):
+# semseg 13 + depth + normals at 288x384 -> CTAL features 72x96 (N = 6912).
+# Raw [0, 1] images (mean 0, std 255), no normalisation, as the reference.
+norm_cfg = dict(type='BN', requires_grad=True)
+data_preprocessor = dict(
+    type='MultiTaskDataPreProcessor',
+    mean=[0.0, 0.0, 0.0],
+    std=[255.0, 255.0, 255.0],
+    pad_val=0,
+)
+model = dict(
+    type='MultiTaskEncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='HRNet',
+        norm_cfg=norm_cfg,
+        norm_eval=False,
+        extra=dict(
+            stage1=dict(
+                num_modules=1,
+                num_branches=1,
+                block='BOTTLENECK',
+                num_blocks=(2,),
+                num_channels=(64,),
+            ),
+            stage2=dict(
+                num_modules=1,
+                num_branches=2,
+                block='BASIC',
+                num_blocks=(2, 2),
+                num_channels=(18, 36),
+            ),
+            stage3=dict(
+                num_modules=3,
+                num_branches=3,
+                block='BASIC',
+                num_blocks=(2, 2, 2),
+                num_channels=(18, 36, 72),
+            ),
+            stage4=dict(
+                num_modules=2,
+                num_branches=4,
+                block='BASIC',
+                num_blocks=(2, 2, 2, 2),
+                num_channels=(18, 36, 72, 144),
+            ),
+        ),
+        # ImageNet weights: init_cfg=dict(type='Pretrained', checkpoint='PATH')
+    ),
+    neck=dict(type='HRNetFuseNeck', in_channels=[18, 36, 72, 144]),
+    decoder=dict(
+        type='CTALDecoder',
+        in_channels=270,
+        initial_head=dict(type='BottleneckTaskHead', channels=256),
+        final_head=dict(type='BottleneckTaskHead', channels=128),
+        affinity=dict(
+            in_channels=256,
+            channels=128,
+            feature_size=(
+                72,
+                96,
+            ),  # input size / 4: the fusion conv is sized by it
+            gamma=0.05,
+            implementation='plain',  # or 'blocked': same function, far less memory
+        ),
+    ),
+    tasks=dict(
+        semseg=dict(
+            kind='segmentation',
+            channels=13,
+            loss=dict(type='MTCrossEntropyLoss'),
+            weight=1.0,
+        ),
+        depth=dict(
+            kind='depth',
+            channels=1,
+            loss=dict(type='MaskedL1DepthLoss'),
+            weight=1.0,
+        ),
+        normals=dict(
+            kind='normals',
+            channels=3,
+            loss=dict(type='NormalsLoss', mode='cosine'),
+            weight=1.0,
+        ),
+    ),
+    loss_weighting=dict(type='FixedWeighting'),
+)

@@ -1,0 +1,229 @@
+"""CTAL: Cross-Task Affinity Learning (Sinodinos & Armanfard, WACV 2025).
+
+Per task t the affinity module projects the task features to ``channels`` (X_t), computes the
+cosine affinity A_t = X_t^T X_t between all N = h*w positions, fuses the T affinities of each
+position p with one learned 3x3xT kernel (a grouped conv with N groups over the interleaved
+maps) into M, attends V_t = conv3x3(X_t) with it (Z_t = V_t M^T), blends
+X'_t = gamma Z_t + (1 - gamma) X_t and upsamples x2.
+
+Two implementations of the same function:
+- ``'plain'`` materialises the T N x N affinities and M, as the reference does;
+- ``'blocked'`` computes M a block of rows at a time (row p of M needs only row p of each A_t)
+  and recomputes each block in backward, so memory holds one B x block x N slice at a time.
+"""
+
+from typing import Dict, Mapping, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from ctal_mm.registry import MODELS
+
+from .base import BaseMultiTaskDecoder
+
+
+@MODELS.register_module()
+class CrossTaskAffinityModule(BaseModule):
+    """The affinity learning module of CTAL.
+
+    Args:
+        tasks: task names, in the order their affinities are interleaved.
+        in_channels: channels of each task's features.
+        channels: channels after the per-task projection.
+        feature_size: (h, w) of the features: the fusion conv has h*w groups, so a built module
+            accepts this size only.
+        gamma: fixed blend weight of the attended features.
+        conv_in_norm: BN + ReLU after the projection (the transformer tree).
+        implementation: ``'plain'`` or ``'blocked'``.
+        block_size: rows of M per block in the blocked implementation.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        in_channels: int = 256,
+        channels: int = 128,
+        feature_size: Tuple[int, int] = (72, 96),
+        gamma: float = 0.05,
+        conv_in_norm: bool = False,
+        implementation: str = 'plain',
+        block_size: int = 1024,
+        init_cfg=None,
+    ):
+        super().__init__(init_cfg)
+        if implementation not in ('plain', 'blocked'):
+            raise ValueError(
+                f"implementation must be 'plain' or 'blocked', got "
+                f'{implementation!r}.'
+            )
+        self.tasks = list(tasks)
+        self.feature_size = tuple(feature_size)
+        self.num_positions = self.feature_size[0] * self.feature_size[1]
+        self.gamma = gamma
+        self.implementation = implementation
+        self.block_size = block_size
+        T, N = len(self.tasks), self.num_positions
+
+        def conv_in():
+            if conv_in_norm:
+                return nn.Sequential(
+                    nn.Conv2d(in_channels, channels, 1),
+                    nn.BatchNorm2d(channels),
+                    nn.ReLU(inplace=True),
+                )
+            return nn.Conv2d(in_channels, channels, 1)
+
+        self.conv_in = nn.ModuleDict({t: conv_in() for t in self.tasks})
+        self.projection = nn.ModuleDict(
+            {
+                t: nn.Conv2d(channels, channels, 3, padding=1)
+                for t in self.tasks
+            }
+        )
+        # One 3x3xT kernel per position p: groups=N over channels interleaved (p, t).
+        self.fusion = nn.Conv2d(T * N, N, 3, padding=1, groups=N)
+        self.conv_out = nn.ModuleDict(
+            {
+                t: nn.Sequential(
+                    nn.ConvTranspose2d(channels, channels, 2, stride=2),
+                    nn.BatchNorm2d(channels),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(channels, channels, 3, padding=1),
+                )
+                for t in self.tasks
+            }
+        )
+
+    def check_size(self, x: Tensor) -> None:
+        h, w = x.shape[-2:]
+        if (h, w) != self.feature_size:
+            H, W = self.feature_size
+            raise ValueError(
+                f'CTAL was built for {H}x{W} features (N={self.num_positions} positions: its '
+                f'fusion conv has one kernel per position) but got {h}x{w}. With the HRNet model '
+                f'(stride 4) the input must be {H * 4}x{W * 4}; with Swin (stride 32) '
+                f'{H * 32}x{W * 32}. Set model.decoder.feature_size to input size / stride, or '
+                "make the dataset pipeline's crop/pad size (and the data_preprocessor's size) "
+                'give this input size.'
+            )
+
+    def fused_affinity_rows(
+        self, normed: Tensor, start: int, stop: int
+    ) -> Tensor:
+        """Rows [start, stop) of M: B x P x N, from the normalised features B x T x C x N."""
+        B, T, C, N = normed.shape
+        h, w = self.feature_size
+        rows = normed[..., start:stop]  # B T C P
+        affinity = torch.einsum('btcp,btcq->bptq', rows, normed)  # B P T N
+        affinity = affinity.reshape(B, (stop - start) * T, h, w)
+        fused = F.conv2d(
+            affinity,
+            self.fusion.weight[start:stop],
+            self.fusion.bias[start:stop],
+            padding=1,
+            groups=stop - start,
+        )  # B P h w
+        return fused.reshape(B, stop - start, N)
+
+    def attend(self, features: Tensor, values: Tensor) -> Tensor:
+        """Z = V M^T for all tasks: features B x T x C x N (normalised), values B x T x C x N."""
+        N = self.num_positions
+        if self.implementation == 'plain':
+            M = self.fused_affinity_rows(features, 0, N)  # B N N
+            return torch.einsum('btci,bji->btcj', values, M)
+
+        def block(normed, vals, start, stop):
+            M = self.fused_affinity_rows(normed, start, stop)  # B P N
+            return torch.einsum('btci,bji->btcj', vals, M)
+
+        outs = []
+        for start in range(0, N, self.block_size):
+            stop = min(start + self.block_size, N)
+            if torch.is_grad_enabled():
+                outs.append(
+                    checkpoint(
+                        block,
+                        features,
+                        values,
+                        start,
+                        stop,
+                        use_reentrant=False,
+                    )
+                )
+            else:
+                outs.append(block(features, values, start, stop))
+        return torch.cat(outs, dim=-1)
+
+    def forward(
+        self, task_features: Mapping[str, Tensor]
+    ) -> Dict[str, Tensor]:
+        x = {t: self.conv_in[t](task_features[t]) for t in self.tasks}
+        first = x[self.tasks[0]]
+        self.check_size(first)
+        B, C, h, w = first.shape
+        stacked = torch.stack([x[t] for t in self.tasks], 1).flatten(
+            3
+        )  # B T C N
+        normed = F.normalize(stacked, dim=2)
+        values = torch.stack(
+            [self.projection[t](x[t]) for t in self.tasks], 1
+        ).flatten(3)
+        attended = self.attend(normed, values).reshape(
+            B, len(self.tasks), C, h, w
+        )
+        out = {}
+        for i, t in enumerate(self.tasks):
+            blended = self.gamma * attended[:, i] + (1 - self.gamma) * x[t]
+            out[t] = self.conv_out[t](blended)
+        return out
+
+
+@MODELS.register_module()
+class CTALDecoder(BaseMultiTaskDecoder):
+    """Initial task heads -> cross-task affinity module -> final task heads.
+
+    Args:
+        tasks: the model's task spec.
+        in_channels: channels of the shared feature map (270 for HRNet-W18 + fuse neck).
+        initial_head: config of the initial heads (features of ``affinity.in_channels``).
+        final_head: config of the final heads (input: ``affinity.channels``).
+        affinity: arguments of :class:`CrossTaskAffinityModule` (feature_size, gamma, ...).
+    """
+
+    def __init__(
+        self,
+        tasks: Mapping[str, Mapping],
+        in_channels: int = 270,
+        initial_head: dict = dict(type='BottleneckTaskHead', channels=256),
+        final_head: dict = dict(type='BottleneckTaskHead'),
+        affinity: dict = dict(),
+        init_cfg=None,
+    ):
+        super().__init__(tasks, init_cfg)
+        affinity = dict(affinity)
+        affinity.setdefault('in_channels', initial_head.get('channels', 256))
+        self.initial_heads = self.build_per_task(
+            initial_head, in_channels=in_channels
+        )
+        self.affinity = CrossTaskAffinityModule(self.task_names, **affinity)
+        channels = affinity.get('channels', 128)
+        self.final_heads = self.build_per_task(
+            final_head, in_channels=channels
+        )
+
+    def forward(self, x) -> Dict[str, Dict[str, Tensor]]:
+        if isinstance(x, (list, tuple)):
+            (x,) = x
+        features, initial = {}, {}
+        for task, head in self.initial_heads.items():
+            features[task], initial[task] = head(x, return_features=True)
+        refined = self.affinity(features)
+        final = {
+            task: head(refined[task])
+            for task, head in self.final_heads.items()
+        }
+        return dict(initial=initial, final=final)

@@ -1,0 +1,194 @@
+"""MultiTaskEncoderDecoder: backbone -> neck -> multitask decoder, supervised per task and stage."""
+
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Optional
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from torch import Tensor, nn
+
+from ctal_mm.registry import MODELS
+from ctal_mm.structures import MultiTaskDataSample, get_task_kind
+
+from .task_outputs import DEFAULT_LOSS, finalize_prediction
+
+
+def parse_task_spec(tasks: Mapping[str, Mapping]) -> 'OrderedDict[str, dict]':
+    """Validate the config's ``model.tasks`` and fill in defaults (kind, loss, weight)."""
+    if not isinstance(tasks, Mapping) or not tasks:
+        raise ValueError(
+            'model.tasks must be a non-empty dict {task: dict(kind=..., '
+            f'channels=..., loss=..., weight=...)}}, got {tasks!r}.'
+        )
+    spec = OrderedDict()
+    for name, cfg in tasks.items():
+        cfg = dict(cfg)
+        kind = get_task_kind(
+            name, {name: cfg['kind']} if 'kind' in cfg else None
+        )
+        if not isinstance(cfg.get('channels'), int) or cfg['channels'] < 1:
+            raise ValueError(
+                f"model.tasks.{name} needs 'channels' (a positive int: the number "
+                f'of output channels), got {cfg.get("channels")!r}.'
+            )
+        cfg['kind'] = kind.name
+        cfg.setdefault('loss', DEFAULT_LOSS[kind.name])
+        cfg.setdefault('weight', 1.0)
+        spec[name] = cfg
+    return spec
+
+
+@MODELS.register_module()
+class MultiTaskEncoderDecoder(BaseModel):
+    """A dense multitask model assembled from config.
+
+    ``decoder(features)`` returns ``{stage: {task: logits}}`` (e.g. ``initial`` and ``final``);
+    every stage is upsampled to the input size and supervised with the task's loss; the losses
+    come back as ``'<stage>.<task>.loss'``, already weighted. ``predict`` uses the ``final``
+    stage, removes the padding the data preprocessor added, resizes to each image's original
+    size and stores ``pred_<task>`` in ctal_mm's convention.
+
+    Args:
+        backbone: backbone config (e.g. mmseg's HRNet or mmpretrain's SwinTransformerV2).
+        decoder: decoder config; it receives ``tasks=`` too.
+        tasks: ``{task: dict(kind, channels, loss, weight)}``.
+        neck: optional neck config.
+        loss_weighting: strategy config (FixedWeighting, UncertaintyWeighting, DWAWeighting).
+        data_preprocessor: MultiTaskDataPreProcessor config.
+        align_corners: of the bilinear upsampling of the outputs.
+    """
+
+    def __init__(
+        self,
+        backbone: dict,
+        decoder: dict,
+        tasks: Mapping[str, Mapping],
+        neck: Optional[dict] = None,
+        loss_weighting: dict = dict(type='FixedWeighting'),
+        data_preprocessor: Optional[dict] = None,
+        align_corners: bool = False,
+        init_cfg=None,
+    ):
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg
+        )
+        self.tasks = parse_task_spec(tasks)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck) if neck is not None else None
+        self.decoder = MODELS.build(dict(decoder, tasks=dict(self.tasks)))
+        self.losses = nn.ModuleDict(
+            {
+                name: MODELS.build(cfg['loss'])
+                for name, cfg in self.tasks.items()
+            }
+        )
+        self.loss_weighting = MODELS.build(
+            dict(loss_weighting, tasks=list(self.tasks))
+        )
+        self.align_corners = align_corners
+
+    # ----------------------------------------------------------------- features
+    def extract_feat(self, inputs: Tensor):
+        feats = self.backbone(inputs)
+        return self.neck(feats) if self.neck is not None else feats
+
+    def decode(self, inputs: Tensor) -> Dict[str, Dict[str, Tensor]]:
+        """Logits per stage and task, at the input size."""
+        outputs = self.decoder(self.extract_feat(inputs))
+        size = inputs.shape[-2:]
+        return {
+            stage: {
+                task: self._resize(logits, size)
+                for task, logits in preds.items()
+            }
+            for stage, preds in outputs.items()
+        }
+
+    def _resize(self, x: Tensor, size) -> Tensor:
+        if x.shape[-2:] == tuple(size):
+            return x
+        return F.interpolate(
+            x, size=size, mode='bilinear', align_corners=self.align_corners
+        )
+
+    # ----------------------------------------------------------------- modes
+    def forward(
+        self,
+        inputs: Tensor,
+        data_samples: Optional[List[MultiTaskDataSample]] = None,
+        mode: str = 'tensor',
+    ):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.decode(inputs)
+        raise ValueError(
+            f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}."
+        )
+
+    def loss(
+        self, inputs: Tensor, data_samples: List[MultiTaskDataSample]
+    ) -> Dict[str, Tensor]:
+        outputs = self.decode(inputs)
+        gts = {
+            task: self._stack_gt(task, data_samples, inputs)
+            for task in self.tasks
+        }
+        raw = {}
+        for stage, preds in outputs.items():
+            for task, logits in preds.items():
+                raw[f'{stage}.{task}'] = self.losses[task](logits, gts[task])
+        weights = {task: cfg['weight'] for task, cfg in self.tasks.items()}
+        weighted = self.loss_weighting(raw, weights)
+        return {
+            f'{key}.loss' if not key.endswith('_reg') else key: value
+            for key, value in weighted.items()
+        }
+
+    def _stack_gt(self, task: str, data_samples, inputs: Tensor) -> Tensor:
+        missing = [i for i, s in enumerate(data_samples) if not s.has_gt(task)]
+        if missing:
+            raise KeyError(
+                f"The model predicts task '{task}' but the data samples {missing} of this batch "
+                f'have no gt_{task} (they have {data_samples[missing[0]].gt_tasks}). Add '
+                f"'{task}' to the dataset's tasks, or remove it from model.tasks."
+            )
+        gt = torch.stack([s.gt(task) for s in data_samples]).to(inputs.device)
+        if gt.shape[-2:] != inputs.shape[-2:]:
+            raise ValueError(
+                f'gt_{task} is {tuple(gt.shape[-2:])} but the batch inputs are '
+                f'{tuple(inputs.shape[-2:])}: the pipeline must crop/pad every task map with the '
+                'image (use the MultiTask* transforms and the MultiTaskDataPreProcessor).'
+            )
+        return gt
+
+    def predict(
+        self,
+        inputs: Tensor,
+        data_samples: Optional[List[MultiTaskDataSample]] = None,
+    ) -> List[MultiTaskDataSample]:
+        final = self.decode(inputs)['final']
+        if data_samples is None:
+            data_samples = [
+                MultiTaskDataSample(
+                    metainfo=dict(
+                        ori_shape=inputs.shape[-2:],
+                        img_shape=inputs.shape[-2:],
+                    )
+                )
+                for _ in range(inputs.shape[0])
+            ]
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            left, right, top, bottom = meta.get('padding_size', (0, 0, 0, 0))
+            H, W = inputs.shape[-2:]
+            ori_shape = tuple(meta.get('ori_shape', (H, W)))[:2]
+            for task, logits in final.items():
+                x = logits[i : i + 1, :, top : H - bottom, left : W - right]
+                x = self._resize(x, ori_shape)
+                kind = self.tasks[task]['kind']
+                sample.set_pred(task, finalize_prediction(kind, x)[0])
+        return data_samples

@@ -1,0 +1,219 @@
+"""CTAL: parameter counts of the reference, the three modes, both implementations agreeing."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+
+from ctal_mm.models.decoders.ctal import CrossTaskAffinityModule
+from ctal_mm.registry import MODELS
+from ctal_mm.structures import MultiTaskDataSample
+from ctal_mm.utils import register_all_modules
+
+register_all_modules()
+CTAL_CONFIG = 'configs/_base_/models/ctal_hrnet18s.py'
+ALL_KINDS = dict(
+    semseg=dict(kind='segmentation', channels=5),
+    depth=dict(kind='depth', channels=1),
+    normals=dict(kind='normals', channels=3),
+    edge=dict(kind='edge', channels=1),
+    saliency=dict(kind='saliency', channels=2),
+    human_parts=dict(kind='segmentation', channels=7),
+)
+
+
+def _params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def _model_cfg(tasks=None, feature_size=(8, 8), **affinity):
+    cfg = Config.fromfile(CTAL_CONFIG).model
+    if tasks is not None:
+        cfg.tasks = tasks
+    cfg.decoder.affinity.feature_size = feature_size
+    cfg.decoder.affinity.update(affinity)
+    return cfg
+
+
+def _samples(tasks, size, n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(n):
+        s = MultiTaskDataSample(metainfo=dict(ori_shape=size, img_shape=size))
+        for name, spec in tasks.items():
+            kind = spec['kind']
+            if kind == 'segmentation':
+                gt = torch.randint(
+                    0, spec['channels'], (1, *size), generator=g
+                )
+                gt[:, :2] = 255  # an ignored band
+            elif kind == 'depth':
+                gt = torch.rand(1, *size, generator=g) + 0.5
+                gt[:, :, :3] = 0  # invalid depth
+            elif kind == 'normals':
+                gt = F.normalize(torch.randn(3, *size, generator=g), dim=0)
+                gt[:, -2:] = 0  # invalid normals
+            else:
+                gt = torch.randint(0, 2, (1, *size), generator=g)
+            s.set_gt(name, gt)
+        samples.append(s)
+    return samples
+
+
+def test_nyuv2_and_cityscapes_parameter_counts_equal_the_reference():
+    nyu = MODELS.build(Config.fromfile(CTAL_CONFIG).model)
+    assert _params(nyu) == 6_057_216
+    city = _model_cfg(
+        tasks=dict(
+            semseg=dict(kind='segmentation', channels=19),
+            depth=dict(kind='depth', channels=1, weight=10.0),
+        ),
+        feature_size=(32, 64),
+    )
+    assert _params(MODELS.build(city)) == 5_262_854
+
+
+@pytest.mark.parametrize(
+    'task_names',
+    [('semseg', 'depth', 'normals'), tuple(ALL_KINDS), ('depth',)],
+)
+def test_loss_and_predict_for_task_sets(task_names):
+    tasks = {t: ALL_KINDS[t] for t in task_names}
+    model = MODELS.build(_model_cfg(tasks=tasks))
+    inputs = [torch.rand(3, 32, 32) * 255 for _ in range(2)]
+    samples = _samples(tasks, (32, 32))
+    data = model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples), True
+    )
+    losses = model(**data, mode='loss')
+    assert set(losses) == {
+        f'{stage}.{t}.loss' for stage in ('initial', 'final') for t in tasks
+    }
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.decoder.affinity.fusion.weight.grad.abs().sum() > 0
+
+    model.eval()
+    data = model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples), False
+    )
+    with torch.no_grad():
+        preds = model(**data, mode='predict')
+    for name, spec in tasks.items():
+        pred = preds[0].pred(name)
+        assert pred.shape[-2:] == (32, 32)
+        if spec['kind'] == 'segmentation':
+            assert pred.dtype == torch.int64 and pred.max() < spec['channels']
+        elif spec['kind'] == 'normals':
+            torch.testing.assert_close(pred.norm(dim=0), torch.ones(32, 32))
+        elif spec['kind'] in ('edge', 'saliency'):
+            assert pred.shape[0] == 1 and 0 <= pred.min() and pred.max() <= 1
+
+
+def test_predict_crops_padding_and_resizes_to_the_original_size():
+    tasks = {'depth': ALL_KINDS['depth']}
+    model = MODELS.build(_model_cfg(tasks=tasks)).eval()
+    sample = MultiTaskDataSample(
+        metainfo=dict(ori_shape=(20, 28), padding_size=(0, 4, 0, 2))
+    )
+    with torch.no_grad():
+        (out,) = model.predict(torch.rand(1, 3, 32, 32), [sample])
+        logits = model.decode(torch.rand(1, 3, 32, 32))
+    assert out.pred('depth').shape == (1, 20, 28)
+    assert 'final' in logits and logits['final']['depth'].shape[-2:] == (
+        32,
+        32,
+    )
+
+
+def test_wrong_input_size_says_which_size_and_which_keys():
+    model = MODELS.build(
+        _model_cfg(tasks={'depth': ALL_KINDS['depth']}, feature_size=(8, 8))
+    )
+    with pytest.raises(
+        ValueError, match=r'8x8 features.*got 10x10.*32x32.*feature_size'
+    ):
+        model.decode(torch.rand(1, 3, 40, 40))
+
+
+def test_missing_ground_truth_names_the_task():
+    tasks = {'depth': ALL_KINDS['depth'], 'normals': ALL_KINDS['normals']}
+    model = MODELS.build(_model_cfg(tasks=tasks))
+    samples = _samples({'depth': ALL_KINDS['depth']}, (32, 32))
+    with pytest.raises(KeyError, match="task 'normals'.*dataset's tasks"):
+        model.loss(torch.rand(2, 3, 32, 32), samples)
+
+
+@pytest.mark.parametrize('conv_in_norm', [False, True])
+def test_blocked_equals_plain_in_outputs_and_gradients(conv_in_norm):
+    torch.manual_seed(0)
+    names = ['a', 'b', 'c']
+    kwargs = dict(
+        in_channels=8,
+        channels=6,
+        feature_size=(6, 5),
+        conv_in_norm=conv_in_norm,
+    )
+    plain = CrossTaskAffinityModule(names, **kwargs)
+    # make gamma large so that the attended part dominates and is really compared
+    plain.gamma = blocked_gamma = 0.7
+    blocked = CrossTaskAffinityModule(
+        names, implementation='blocked', block_size=7, **kwargs
+    )
+    blocked.load_state_dict(plain.state_dict())
+    blocked.gamma = blocked_gamma
+    feats = {t: torch.randn(2, 8, 6, 5, requires_grad=True) for t in names}
+    weights = {t: torch.randn(2, 6, 12, 10) for t in names}
+
+    def run(module):
+        out = module(feats)
+        loss = sum((out[t] * weights[t]).sum() for t in names)
+        grads = torch.autograd.grad(
+            loss, list(module.parameters()) + list(feats.values())
+        )
+        return out, grads
+
+    out_p, grads_p = run(plain)
+    out_b, grads_b = run(blocked)
+    for t in names:
+        torch.testing.assert_close(out_b[t], out_p[t], rtol=1e-5, atol=1e-5)
+    for gp, gb in zip(grads_p, grads_b):
+        torch.testing.assert_close(gb, gp, rtol=1e-4, atol=1e-5)
+
+
+def test_uncertainty_weights_are_trained_by_the_optimiser():
+    tasks = {'semseg': ALL_KINDS['semseg'], 'depth': ALL_KINDS['depth']}
+    cfg = _model_cfg(tasks=tasks)
+    cfg.loss_weighting = dict(type='UncertaintyWeighting')
+    model = MODELS.build(cfg)
+    wrapper = build_optim_wrapper(
+        model, dict(optimizer=dict(type='Adam', lr=0.1))
+    )
+    before = model.loss_weighting.log_vars.detach().clone()
+    data = model.data_preprocessor(
+        dict(
+            inputs=[torch.rand(3, 32, 32) * 255 for _ in range(2)],
+            data_samples=_samples(tasks, (32, 32)),
+        ),
+        True,
+    )
+    model.train_step(data, wrapper)
+    after = model.loss_weighting.log_vars.detach()
+    assert not torch.equal(before, after)
+
+
+def test_dwa_weights_follow_the_loss_ratios():
+    weighting = MODELS.build(
+        dict(type='DWAWeighting', tasks=['a', 'b'], window=1, temperature=1.0)
+    )
+    one = torch.tensor(1.0)
+    weighting({'final.a': one, 'final.b': one}, {'a': 1.0, 'b': 1.0})
+    weighting({'final.a': one * 2, 'final.b': one}, {'a': 1.0, 'b': 1.0})
+    out = weighting({'final.a': one, 'final.b': one}, {'a': 1.0, 'b': 1.0})
+    # task a's loss doubled: it gets the larger weight, and the weights sum to T
+    assert out['final.a'] > out['final.b']
+    torch.testing.assert_close(
+        out['final.a'] + out['final.b'], torch.tensor(2.0)
+    )
