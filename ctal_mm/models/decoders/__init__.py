@@ -1,9 +1,22 @@
 from .base import BaseMultiTaskDecoder, task_channels
+from .baseline_utils import StageScaledWeighting
 from .ctal import CrossTaskAffinityModule, CTALDecoder
+from .hps import HPSDecoder, HRNetTaskHead
+from .mctal import MultiScaleCTALDecoder
+from .mtinet import MTINetDecoder
+from .padnet import PADNetDecoder
+from .papnet import PAPNetDecoder
 
 __all__ = [
     'BaseMultiTaskDecoder',
     'task_channels',
     'CrossTaskAffinityModule',
     'CTALDecoder',
+    'HPSDecoder',
+    'HRNetTaskHead',
+    'MTINetDecoder',
+    'MultiScaleCTALDecoder',
+    'PADNetDecoder',
+    'PAPNetDecoder',
+    'StageScaledWeighting',
 ]

@@ -1,71 +1,12 @@
-"""Small pieces shared by the baseline decoders (HPS, PAD-Net, PAP-Net, ...).
+"""Small pieces shared by the baseline decoders (PAD-Net, PAP-Net, MTI-Net, ...)."""
 
-Each baseline decoder receives the model's task spec (``tasks=``), builds
-per-task modules from it and returns ``{stage: {task: logits}}``.
-"""
-
-from collections import OrderedDict
-from typing import Dict, Mapping, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence, Union
 
 from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
 
-TaskSpecs = Mapping[str, Mapping]
 FeatureInputs = Union[Tensor, Sequence[Tensor]]
-
-
-def parse_task_channels(tasks: TaskSpecs, owner: str) -> Dict[str, int]:
-    """Read ``{task: output channels}`` from a model task spec.
-
-    Args:
-        tasks (Mapping): ``{name: dict(channels=int, ...)}``, in task order.
-        owner (str): Name of the module asking, used in error messages.
-
-    Returns:
-        OrderedDict[str, int]: Output channels per task, in the given order.
-    """
-    if not isinstance(tasks, Mapping) or not tasks:
-        raise ValueError(
-            f'{owner}: tasks={tasks!r}; expected a non-empty dict '
-            '{task_name: dict(kind=..., channels=..., ...)} as in the '
-            "config's model.tasks."
-        )
-    channels = OrderedDict()
-    for name, spec in tasks.items():
-        value = spec.get('channels') if isinstance(spec, Mapping) else None
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f'{owner}: tasks[{name!r}] = {spec!r} has no positive int '
-                "'channels'; set model.tasks."
-                f'{name}.channels to the number of output channels.'
-            )
-        channels[name] = value
-    return channels
-
-
-def build_task_heads(
-    head_cfg: dict, task_channels: Mapping[str, int], **kwargs
-) -> nn.ModuleDict:
-    """Build one head per task from a config.
-
-    Args:
-        head_cfg (dict): Head config; ``out_channels`` is set per task.
-        task_channels (Mapping[str, int]): Output channels per task.
-        **kwargs: Extra constructor arguments for every head (they override
-            the config's, e.g. ``in_channels`` fixed by the decoder).
-
-    Returns:
-        nn.ModuleDict: ``{task: head}``.
-    """
-    return nn.ModuleDict(
-        {
-            task: MODELS.build(
-                dict(head_cfg, out_channels=out_channels, **kwargs)
-            )
-            for task, out_channels in task_channels.items()
-        }
-    )
 
 
 def single_feature_map(inputs: FeatureInputs, owner: str) -> Tensor:
@@ -80,9 +21,47 @@ def single_feature_map(inputs: FeatureInputs, owner: str) -> Tensor:
         return inputs
     if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
         return inputs[0]
-    shapes = [tuple(x.shape) for x in inputs]
+    shapes = [tuple(getattr(x, 'shape', ())) for x in inputs]
     raise ValueError(
         f'{owner} works on one feature map but received {len(shapes)} '
-        f'({shapes}); fuse them first (e.g. neck=dict(type='
-        "'HRNetFuseNeck')) or give the backbone a single out_index."
+        f'({shapes}); fuse them first (model.neck=dict(type='
+        "'HRNetFuseNeck', ...)) or give the backbone a single out_index."
     )
+
+
+@MODELS.register_module()
+class StageScaledWeighting(nn.Module):
+    """Scale the raw loss of some stages, then weight as ``base`` does.
+
+    MTI-Net and M-CTAL supervise their four scales' initial predictions
+    (stages ``scale_0`` .. ``scale_3``) and, as the reference, average
+    these four losses: ``stage_weights`` = 1/4 for each.
+
+    Args:
+        tasks (Sequence[str]): Task names (passed on to ``base``).
+        stage_weights (Mapping[str, float]): Factor per stage name; stages
+            not listed keep factor 1.
+        base (dict): The weighting strategy applied after scaling, e.g.
+            ``dict(type='FixedWeighting')`` or
+            ``dict(type='UncertaintyWeighting')``.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        stage_weights: Mapping[str, float],
+        base: Optional[dict] = None,
+    ):
+        super().__init__()
+        self.stage_weights = dict(stage_weights)
+        base = dict(type='FixedWeighting') if base is None else base
+        self.base = MODELS.build(dict(base, tasks=list(tasks)))
+
+    def forward(
+        self, losses: Mapping[str, Tensor], weights: Mapping[str, float]
+    ) -> Dict[str, Tensor]:
+        scaled = {
+            key: self.stage_weights.get(key.split('.', 1)[0], 1.0) * value
+            for key, value in losses.items()
+        }
+        return self.base(scaled, weights)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
 
-from .baseline_utils import TaskSpecs, build_task_heads, parse_task_channels
+from .base import BaseMultiTaskDecoder
 
 
 @MODELS.register_module()
@@ -43,17 +43,14 @@ class HRNetTaskHead(BaseModule):
     ):
         super().__init__(init_cfg)
         self.fuse = MODELS.build(dict(fuse, in_channels=list(in_channels)))
-        self.conv_seg = nn.Conv2d(sum(in_channels), out_channels, 1)
+        self.conv_out = nn.Conv2d(sum(in_channels), out_channels, 1)
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
-        fused = self.fuse(list(inputs))
-        if isinstance(fused, (list, tuple)):
-            (fused,) = fused
-        return self.conv_seg(fused)
+        return self.conv_out(self.fuse(list(inputs)))
 
 
 @MODELS.register_module()
-class HPSDecoder(BaseModule):
+class HPSDecoder(BaseMultiTaskDecoder):
     """One head per task on the shared features (or on per-task features).
 
     Args:
@@ -66,15 +63,14 @@ class HPSDecoder(BaseModule):
 
     def __init__(
         self,
-        tasks: TaskSpecs,
+        tasks: Mapping[str, Mapping],
         head: dict,
         in_channels: Union[int, Sequence[int], None] = None,
         init_cfg: Optional[dict] = None,
     ):
-        super().__init__(init_cfg)
-        self.task_channels = parse_task_channels(tasks, type(self).__name__)
+        super().__init__(tasks, init_cfg)
         extra = {} if in_channels is None else dict(in_channels=in_channels)
-        self.heads = build_task_heads(head, self.task_channels, **extra)
+        self.heads = self.build_per_task(head, **extra)
 
     def forward(self, inputs) -> Dict[str, Dict[str, Tensor]]:
         """Predict every task.

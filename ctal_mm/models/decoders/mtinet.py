@@ -21,7 +21,7 @@ The reference averages the four scales' losses (weight 1/4 each); the
 configs set that through the model's per-stage loss weights.
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
 
-from .baseline_utils import TaskSpecs, build_task_heads, parse_task_channels
+from .base import BaseMultiTaskDecoder
 from .padnet import MultiModalDistillation
 
 TaskMaps = Dict[str, Tensor]
@@ -230,7 +230,7 @@ class MultiScaleTaskFeatures(BaseModule):
 
 
 @MODELS.register_module()
-class MTINetDecoder(BaseModule):
+class MTINetDecoder(BaseMultiTaskDecoder):
     """MTI-Net decoder on the multi-scale maps of an HRNet backbone.
 
     Args:
@@ -245,26 +245,23 @@ class MTINetDecoder(BaseModule):
 
     def __init__(
         self,
-        tasks: TaskSpecs,
+        tasks: Mapping[str, Mapping],
         in_channels: Sequence[int] = (18, 36, 72, 144),
         head: dict = dict(type='HRNetTaskHead'),
         norm_cfg: dict = dict(type='BN'),
         init_cfg: Optional[dict] = None,
     ):
-        super().__init__(init_cfg)
-        self.task_channels = parse_task_channels(tasks, type(self).__name__)
+        super().__init__(tasks, init_cfg)
         self.multi_scale = MultiScaleTaskFeatures(
             self.task_channels, in_channels, norm_cfg=norm_cfg
         )
         self.distillation = nn.ModuleList(
             [
-                MultiModalDistillation(list(self.task_channels), channels)
+                MultiModalDistillation(self.task_names, channels)
                 for channels in in_channels
             ]
         )
-        self.heads = build_task_heads(
-            head, self.task_channels, in_channels=list(in_channels)
-        )
+        self.heads = self.build_per_task(head, in_channels=list(in_channels))
 
     def forward(
         self, inputs: Sequence[Tensor]

@@ -8,19 +8,15 @@ every other task's 256-channel features; a final head per task predicts
 from the distilled features. Supervised stages: ``initial`` and ``final``.
 """
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
 
-from .baseline_utils import (
-    TaskSpecs,
-    build_task_heads,
-    parse_task_channels,
-    single_feature_map,
-)
+from .base import BaseMultiTaskDecoder
+from .baseline_utils import single_feature_map
 
 
 class SpatialAttentionGate(BaseModule):
@@ -89,7 +85,7 @@ class MultiModalDistillation(BaseModule):
 
 
 @MODELS.register_module()
-class PADNetDecoder(BaseModule):
+class PADNetDecoder(BaseMultiTaskDecoder):
     """PAD-Net decoder on one shared feature map.
 
     Args:
@@ -109,26 +105,22 @@ class PADNetDecoder(BaseModule):
 
     def __init__(
         self,
-        tasks: TaskSpecs,
+        tasks: Mapping[str, Mapping],
         in_channels: int,
         channels: int = 256,
         initial_head: dict = dict(type='BottleneckTaskHead'),
         final_head: dict = dict(type='BottleneckTaskHead'),
         init_cfg: Optional[dict] = None,
     ):
-        super().__init__(init_cfg)
-        self.task_channels = parse_task_channels(tasks, type(self).__name__)
-        self.initial_heads = build_task_heads(
+        super().__init__(tasks, init_cfg)
+        self.initial_heads = self.build_per_task(
             initial_head,
-            self.task_channels,
             in_channels=in_channels,
             channels=channels,
         )
-        self.distillation = MultiModalDistillation(
-            list(self.task_channels), channels
-        )
-        self.final_heads = build_task_heads(
-            final_head, self.task_channels, in_channels=channels
+        self.distillation = MultiModalDistillation(self.task_names, channels)
+        self.final_heads = self.build_per_task(
+            final_head, in_channels=channels
         )
 
     def forward(self, inputs) -> Dict[str, Dict[str, Tensor]]:

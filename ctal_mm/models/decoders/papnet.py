@@ -15,7 +15,7 @@ each column by its sum; ``reference_affinity=True`` reproduces that (the
 parameters are the same either way).
 """
 
-from typing import Dict, Optional
+from typing import Dict, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -24,12 +24,8 @@ from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
 
-from .baseline_utils import (
-    TaskSpecs,
-    build_task_heads,
-    parse_task_channels,
-    single_feature_map,
-)
+from .base import BaseMultiTaskDecoder
+from .baseline_utils import single_feature_map
 
 
 def pap_affinity(features: Tensor, reference: bool = False) -> Tensor:
@@ -126,7 +122,7 @@ class TaskAffinityDiffusion(BaseModule):
 
 
 @MODELS.register_module()
-class PAPNetDecoder(BaseModule):
+class PAPNetDecoder(BaseMultiTaskDecoder):
     """PAP-Net decoder on one shared feature map.
 
     Args:
@@ -149,7 +145,7 @@ class PAPNetDecoder(BaseModule):
 
     def __init__(
         self,
-        tasks: TaskSpecs,
+        tasks: Mapping[str, Mapping],
         in_channels: int,
         channels: int = 256,
         affinity_channels: int = 128,
@@ -160,26 +156,23 @@ class PAPNetDecoder(BaseModule):
         final_head: dict = dict(type='BottleneckTaskHead'),
         init_cfg: Optional[dict] = None,
     ):
-        super().__init__(init_cfg)
-        self.task_channels = parse_task_channels(tasks, type(self).__name__)
-        task_names = list(self.task_channels)
-        self.initial_heads = build_task_heads(
+        super().__init__(tasks, init_cfg)
+        self.initial_heads = self.build_per_task(
             initial_head,
-            self.task_channels,
             in_channels=in_channels,
             channels=channels,
         )
         self.affinity_convs = nn.ModuleDict(
             {
                 task: nn.Conv2d(channels, affinity_channels, 1)
-                for task in task_names
+                for task in self.task_names
             }
         )
         self.diffusion = TaskAffinityDiffusion(
-            task_names, beta, num_iters, reference_affinity
+            self.task_names, beta, num_iters, reference_affinity
         )
-        self.final_heads = build_task_heads(
-            final_head, self.task_channels, in_channels=affinity_channels
+        self.final_heads = self.build_per_task(
+            final_head, in_channels=affinity_channels
         )
 
     def forward(self, inputs) -> Dict[str, Dict[str, Tensor]]:
