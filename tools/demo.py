@@ -20,7 +20,7 @@ from mmengine.runner import Runner
 
 from ctal_mm.utils import register_all_modules
 
-DEMO_CONFIG = 'configs/ctal/ctal_hrnet18s_1xb8-12e_synthetic-96x128.py'
+DEMO_CONFIG = 'configs/ctal/ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
 
 
 def parse_args():

@@ -2,15 +2,15 @@
 # semseg 13 + depth + normals at 288x384 -> CTAL features 72x96 (N = 6912).
 # Raw [0, 1] images (mean 0, std 255), no normalisation, as the reference.
 norm_cfg = dict(type='BN', requires_grad=True)
-data_preprocessor = dict(
-    type='MultiTaskDataPreProcessor',
-    mean=[0.0, 0.0, 0.0],
-    std=[255.0, 255.0, 255.0],
-    pad_val=0,
-)
 model = dict(
     type='MultiTaskEncoderDecoder',
-    data_preprocessor=data_preprocessor,
+    # the dataset config's `data_preprocessor` is wired in by each experiment config:
+    # model = dict(data_preprocessor=<the dataset config's data_preprocessor>)
+    data_preprocessor=dict(
+        type='MultiTaskDataPreProcessor',
+        mean=[0.0, 0.0, 0.0],
+        std=[255.0, 255.0, 255.0],
+    ),
     backbone=dict(
         type='HRNet',
         norm_cfg=norm_cfg,

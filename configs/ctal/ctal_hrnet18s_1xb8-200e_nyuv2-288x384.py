@@ -1,0 +1,11 @@
+# CTAL (HRNet-W18-small-v2) on NYUv2, MTAN protocol (13 classes, 288x384, semseg/depth/normals),
+# with the reference's hyper-parameters: Adam 1e-4, weight decay 1e-4, cosine over 200 epochs,
+# batch 8, flip augmentation, task weights 1/1/1, seed 0.
+_base_ = [
+    '../_base_/models/ctal_hrnet18s.py',
+    '../_base_/datasets/nyuv2.py',
+    '../_base_/evaluators/nyuv2.py',
+    '../_base_/schedules/adam_cosine_200e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(data_preprocessor={{_base_.data_preprocessor}})
