@@ -1,0 +1,150 @@
+"""Baselines: parameter counts and state-dict keys equal the CTAL reference's.
+
+The reference listings (every state-dict key and shape of the authors' models,
+parameter count in the first line) are in tests/test_models/reference_listings/ (gzipped).
+PASCAL counts: the reference uses torchvision's swin_v2_s, we use mmpretrain's
+SwinTransformerV2, which has 9,024 fewer parameters per backbone instance;
+its keys are the converter's business, not these baselines'.
+"""
+
+import gzip
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import ctal_mm.models.single_task  # noqa: F401  (registers the STL model)
+from ctal_mm.models.decoders.baseline_reference_keys import (
+    convert_reference_state_dict,
+    map_reference_key,
+    reference_key_rules,
+)
+from ctal_mm.registry import MODELS
+from ctal_mm.utils import register_all_modules
+
+register_all_modules()
+
+LISTINGS = Path(__file__).parent / 'reference_listings'
+CONFIGS = Path(__file__).parents[2] / 'configs' / '_base_' / 'models'
+# mmpretrain's SwinTransformerV2 (small) against torchvision's swin_v2_s
+SWIN_DIFFERENCE = 9_024
+
+# Reference parameter counts (BN buffers excluded), from instantiating the authors' code.
+REFERENCE_COUNTS = {
+    ('hps', 'nyu'): 4_086_457,
+    ('hps', 'cityscapes'): 4_013_560,
+    ('hps', 'pascal'): 82_090_780,
+    ('stl', 'nyu'): 11_807_897,
+    ('stl', 'cityscapes'): 7_874_280,
+    ('stl', 'pascal'): 277_964_548,
+    ('padnet', 'nyu'): 12_077_440,
+    ('padnet', 'cityscapes'): 7_008_262,
+    ('padnet', 'pascal'): 88_540_478,
+    ('papnet', 'nyu'): 4_780_425,
+    ('papnet', 'cityscapes'): 4_501_770,
+    ('papnet', 'pascal'): 60_360_663,
+    ('mti_net', 'nyu'): 12_638_901,
+    ('mti_net', 'cityscapes'): 8_566_734,
+    ('m_ctal', 'nyu'): 11_149_783,
+    ('m_ctal', 'cityscapes'): 8_474_086,
+}
+CONFIG_NAMES = {
+    'hps': 'hps',
+    'stl': 'stl',
+    'padnet': 'padnet',
+    'papnet': 'papnet',
+    'mti_net': 'mtinet',
+    'm_ctal': 'mctal',
+}
+CITYSCAPES_TASKS = dict(
+    semseg=dict(kind='segmentation', channels=19),
+    depth=dict(kind='depth', channels=1, weight=10.0),
+)
+NOT_PARAMETERS = re.compile(
+    r'running_mean|running_var|num_batches_tracked'
+    r'|relative_coords_table|relative_position_index'
+)
+
+
+def read_listing(dataset, model):
+    """``{key: shape}`` of a reference listing, and its header count."""
+    path = LISTINGS / f'sd_{dataset}_{model}.txt.gz'
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    header = int(lines[0].split()[-1])
+    shapes = {}
+    for line in lines[1:]:
+        key, *shape = line.split()
+        shapes[key] = (
+            tuple(int(s) for s in shape[0].split('x')) if shape else ()
+        )
+    return shapes, header
+
+
+def build(model, dataset):
+    tree = 'swinv2s' if dataset == 'pascal' else 'hrnet18s'
+    cfg = Config.fromfile(CONFIGS / f'{CONFIG_NAMES[model]}_{tree}.py').model
+    if dataset == 'cityscapes':
+        cfg.tasks = CITYSCAPES_TASKS
+        if model == 'm_ctal':
+            cfg.decoder.affinity.feature_size = (32, 64)  # 128x256 / 4
+    return MODELS.build(cfg)
+
+
+def num_parameters(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def reference_state_dict(shapes):
+    """Random tensors of the listing's shapes (what a checkpoint holds)."""
+    g = torch.Generator().manual_seed(0)
+    return {
+        key: torch.randn(shape, generator=g)
+        if 'num_batches_tracked' not in key
+        else torch.tensor(3)
+        for key, shape in shapes.items()
+    }
+
+
+@pytest.mark.parametrize('model,dataset', sorted(REFERENCE_COUNTS))
+def test_parameter_count_and_keys_equal_the_reference(model, dataset):
+    shapes, header = read_listing(dataset, model)
+    # the listing itself: parameters + Swin's relative-position buffers
+    listed = sum(
+        math.prod(s) for k, s in shapes.items() if not NOT_PARAMETERS.search(k)
+    )
+    assert listed == REFERENCE_COUNTS[model, dataset]
+    assert header >= listed
+
+    ours = build(model, dataset)
+    swin_instances = 0
+    if dataset == 'pascal':
+        swin_instances = 5 if model == 'stl' else 1
+    assert num_parameters(ours) == (
+        REFERENCE_COUNTS[model, dataset] - swin_instances * SWIN_DIFFERENCE
+    )
+
+    # every reference key has its tensor in our model, shapes agreeing
+    tree = 'transformer' if dataset == 'pascal' else 'cnn'
+    if tree == 'transformer':
+        # the Swin backbone is mapped by the converter, not by these rules
+        rules = reference_key_rules(model, tree)
+        swin = [k for k in shapes if k.startswith('backbone')]
+        assert all(map_reference_key(k, rules) is None for k in swin)
+        shapes = {k: s for k, s in shapes.items() if k not in set(swin)}
+    target = ours.state_dict()
+    converted, unmapped = convert_reference_state_dict(
+        reference_state_dict(shapes), model, tree, target=target
+    )
+    assert unmapped == []
+    missing, unexpected = ours.load_state_dict(converted, strict=False)
+    assert unexpected == []
+    if tree == 'cnn':
+        assert missing == []
+    else:
+        assert all(k.startswith('backbone.') for k in missing)
+        assert len(converted) == len(target) - len(missing)
+    for key, value in converted.items():
+        assert torch.equal(target[key].float(), value.float()), key
