@@ -17,7 +17,7 @@ val_evaluator = dict(
         ),
         saliency=dict(type='SaliencyMetric'),
         normals=dict(type='NormalsMetric', angle='atan2'),
-        edge=dict(type='EdgeMetric', max_dist=0.0075),
+        edge=dict(type='EdgeMetric', max_dist=0.0075, nms=True),
     ),
 )
 test_evaluator = val_evaluator
