@@ -400,8 +400,9 @@ class EdgeMetric(BaseTaskMetric):
     suppression that edge detectors' evaluation pipelines (SEISM for PASCAL-Context) run on soft
     predictions; it also trims line ends and corners of an already-thin map, so a perfect binary
     prediction scores 1.0 only without it. The matching is randomised slightly, as in the
-    original benchmark: repeated runs can differ in the last digits. The matching runs in ``nproc`` worker processes in ``compute_metrics``;
-    ``process`` keeps each prediction as 8-bit probabilities. Also reports the reference's
+    original benchmark: repeated runs can differ in the last digits. The matching runs in
+    ``nproc`` worker processes in ``compute_metrics``; ``process`` keeps each prediction as
+    8-bit probabilities. Also reports the reference's
     balanced-BCE loss proxy (``bce_loss``, positive weight 0.95) for comparison with it.
     """
 
