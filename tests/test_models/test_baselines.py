@@ -17,7 +17,7 @@ import torch
 from mmengine.config import Config
 
 import ctal_mm.models.single_task  # noqa: F401  (registers the STL model)
-from ctal_mm.models.decoders.baseline_reference_keys import (
+from ctal_mm.models.reference_keys import (
     convert_reference_state_dict,
     map_reference_key,
     reference_key_rules,

@@ -1,14 +1,17 @@
-"""Map the CTAL reference's baseline state dicts onto ctal_mm's models.
+"""Map the CTAL reference's state dicts onto ctal_mm's models.
 
-Every key of a reference checkpoint of HPS, STL, PAD-Net, PAP-Net, MTI-Net
-or M-CTAL corresponds to exactly one key of the ctal_mm model built from the
-matching config in ``configs/_base_/models/``. The checkpoint converter uses
+Every key of a reference checkpoint of CTAL, HPS, STL, PAD-Net, PAP-Net,
+MTI-Net or M-CTAL corresponds to exactly one key of the ctal_mm model built
+from the matching config in ``configs/_base_/models/``. The checkpoint
+converter (``tools/model_converters/ctal_official2mm.py``) uses
 :func:`convert_reference_state_dict`; the tests map every key of the
 reference's listings.
 
-Not mapped here: the reference's Swin backbone (torchvision's ``swin_v2_s``
-against mmpretrain's ``SwinTransformerV2``: different names and layouts),
-whose keys come back in ``unmapped``. HRNet keys are the same in both.
+HRNet keys are the same in both code bases. The transformer tree's Swin
+backbone is torchvision's ``swin_v2_s``; ours is mmpretrain's
+``SwinTransformerV2``: :func:`convert_torchvision_swin_v2` renames its keys
+and changes the two layouts that differ (the qkv bias, whose always-zero
+key part mmpretrain does not store, and the patch-merging channel order).
 """
 
 import re
@@ -16,7 +19,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from torch import Tensor
 
-MODELS = ('hps', 'stl', 'padnet', 'papnet', 'mti_net', 'm_ctal')
+MODELS = ('ctal', 'hps', 'stl', 'padnet', 'papnet', 'mti_net', 'm_ctal')
 TREES = ('cnn', 'transformer')
 # The reference's task names that ctal_mm names differently.
 REFERENCE_TASK_NAMES = {'sal': 'saliency'}
@@ -112,16 +115,32 @@ MULTI_SCALE = [
 
 def _backbone(model: str, tree: str) -> List[Rule]:
     if tree == 'transformer':
-        return []  # Swin: see the module docstring
+        return []  # Swin: convert_torchvision_swin_v2, not renaming rules
     if model == 'stl':
         return [_prefix('backbones.{t}.', 'backbone.backbones.{t}.')]
-    if model in ('padnet', 'papnet'):  # Sequential(HRNet, fuse)
+    if model in ('ctal', 'padnet', 'papnet'):  # Sequential(HRNet, fuse)
         return [
             _prefix('backbone.0.', 'backbone.'),
             _prefix('backbone.1.last_layer.0.', 'neck.fuse.conv.'),
             _prefix('backbone.1.last_layer.1.', 'neck.fuse.bn.'),
         ]
     return [_prefix('backbone.', 'backbone.')]
+
+
+CTAL = [
+    _prefix('affinity_learning_module.conv_in.', 'decoder.affinity.conv_in.'),
+    _prefix(
+        'affinity_learning_module.spatial_att.projection.',
+        'decoder.affinity.projection.',
+    ),
+    _prefix(
+        'affinity_learning_module.spatial_att.fusion.',
+        'decoder.affinity.fusion.',
+    ),
+    _prefix(
+        'affinity_learning_module.conv_out.', 'decoder.affinity.conv_out.'
+    ),
+]
 
 
 def reference_key_rules(model: str, tree: str = 'cnn') -> List[Rule]:
@@ -150,9 +169,11 @@ def reference_key_rules(model: str, tree: str = 'cnn') -> List[Rule]:
     if model in ('hps', 'stl'):
         heads = 'decoder.heads.{t}'
         rules += _deeplab_head(heads) if deeplab else _hrnet_head(heads)
-    elif model in ('padnet', 'papnet'):
+    elif model in ('ctal', 'padnet', 'papnet'):
         rules += INITIAL_HEADS
-        if model == 'padnet':
+        if model == 'ctal':
+            rules += CTAL
+        elif model == 'padnet':
             rules.append(
                 _prefix('multi_modal_distillation.', 'decoder.distillation.')
             )
@@ -219,6 +240,159 @@ def map_reference_key(
     return None
 
 
+# torchvision's swin_v2_s ``features`` index -> mmpretrain module.
+_SWIN_STAGE_BLOCKS = {1: 0, 3: 1, 5: 2, 7: 3}  # features.i -> stages.j
+_SWIN_MERGING = {2: 1, 4: 2, 6: 3}  # features.i -> stages.j.downsample
+_SWIN_BLOCK_PARTS = {
+    'norm1.': 'norm1.',
+    'norm2.': 'norm2.',
+    'attn.logit_scale': 'attn.w_msa.logit_scale',
+    'attn.qkv.weight': 'attn.w_msa.qkv.weight',
+    'attn.proj.': 'attn.w_msa.proj.',
+    'attn.cpb_mlp.': 'attn.w_msa.cpb_mlp.',
+    'mlp.0.': 'ffn.layers.0.0.',
+    'mlp.3.': 'ffn.layers.1.',
+}
+# Buffers both libraries compute from the window size at build time (and
+# lay out differently): never converted; mmpretrain's SwinTransformerV2
+# drops them from any state dict it loads and keeps its own.
+SWIN_RECOMPUTED_BUFFERS = re.compile(
+    r'relative_coords_table|relative_position_index'
+)
+
+
+def _merging_weight(weight: Tensor) -> Tensor:
+    """Patch-merging reduction weight, torchvision -> mmpretrain layout.
+
+    torchvision concatenates the 2x2 neighbours as ``[x(0,0), x(1,0),
+    x(0,1), x(1,1)]`` (row offset first), each ``C`` wide: input index
+    ``k * C + c``. mmpretrain unfolds a 2x2 window: input index
+    ``c * 4 + 2 * row + col``.
+    """
+    out_channels, in_channels = weight.shape
+    channels = in_channels // 4
+    # torchvision's k for (row, col) in mmpretrain's order (0,0),(0,1),(1,0),(1,1)
+    torchvision_k = [0, 2, 1, 3]
+    w = weight.reshape(out_channels, 4, channels)[:, torchvision_k]
+    return w.permute(0, 2, 1).reshape(out_channels, in_channels)
+
+
+def convert_torchvision_swin_v2(
+    state_dict: Mapping[str, Tensor],
+) -> Tuple[Dict[str, Tensor], List[str]]:
+    """torchvision ``SwinTransformer`` (V2) weights -> mmpretrain's
+    ``SwinTransformerV2``.
+
+    Keys are those of torchvision's model (``features.<i>...``, ``norm.*``;
+    ``head.*`` is dropped). Two layouts change: the qkv bias (torchvision
+    stores ``3C`` values and zeroes the key part in every forward;
+    mmpretrain stores ``q_bias`` and ``v_bias`` only, which is why
+    mmpretrain's model has ``C`` fewer parameters per block, 9,024 for
+    swin_v2_s), and the patch-merging input order (:func:`_merging_weight`).
+    The relative-position buffers are left out (see
+    ``SWIN_RECOMPUTED_BUFFERS``).
+
+    Returns:
+        tuple[dict, list[str]]: mmpretrain state dict, and the keys that
+        are not part of a torchvision Swin-V2 backbone.
+    """
+    converted, unknown = {}, []
+    for key, value in state_dict.items():
+        if key.startswith('head.') or SWIN_RECOMPUTED_BUFFERS.search(key):
+            continue
+        if key.startswith('norm.'):
+            converted['norm3.' + key[len('norm.') :]] = value
+            continue
+        match = re.fullmatch(r'features\.(\d+)\.(.+)', key)
+        if match is None:
+            unknown.append(key)
+            continue
+        index, rest = int(match[1]), match[2]
+        if index == 0:  # Conv2d, Permute, LayerNorm
+            parts = {
+                '0.': 'patch_embed.projection.',
+                '2.': 'patch_embed.norm.',
+            }
+            new = next(
+                (
+                    v + rest[len(k) :]
+                    for k, v in parts.items()
+                    if rest.startswith(k)
+                ),
+                None,
+            )
+        elif index in _SWIN_MERGING:
+            new = f'stages.{_SWIN_MERGING[index]}.downsample.{rest}'
+            if rest == 'reduction.weight':
+                value = _merging_weight(value)
+        elif index in _SWIN_STAGE_BLOCKS:
+            block, _, part = rest.partition('.')
+            prefix = f'stages.{_SWIN_STAGE_BLOCKS[index]}.blocks.{block}.'
+            if part == 'attn.qkv.bias':
+                channels = value.shape[0] // 3
+                converted[prefix + 'attn.w_msa.q_bias'] = value[:channels]
+                converted[prefix + 'attn.w_msa.v_bias'] = value[2 * channels :]
+                continue
+            new = next(
+                (
+                    prefix + v + part[len(k) :]
+                    for k, v in _SWIN_BLOCK_PARTS.items()
+                    if part.startswith(k)
+                ),
+                None,
+            )
+        else:
+            new = None
+        if new is None:
+            unknown.append(key)
+        else:
+            converted[new] = value
+    return converted, unknown
+
+
+def _reference_swin(
+    state_dict: Mapping[str, Tensor], model: str
+) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+    """Split off and convert the transformer tree's backbone(s).
+
+    The reference wraps torchvision's model as ``Sequential(features, norm,
+    permute)``: ``backbone.0.<i>`` is ``features.<i>`` and ``backbone.1`` the
+    final norm (STL: ``backbones.<task>.`` per task).
+
+    Returns:
+        tuple[dict, dict]: Our backbone keys, and the rest of the reference
+        state dict.
+    """
+    pattern = (
+        r'(?P<ours>backbones\.[^.]+\.)(?P<part>[01])\.(?P<rest>.+)'
+        if model == 'stl'
+        else r'(?P<ours>)backbone\.(?P<part>[01])\.(?P<rest>.+)'
+    )
+    groups: Dict[str, Dict[str, Tensor]] = {}
+    rest = {}
+    for key, value in state_dict.items():
+        match = re.fullmatch(pattern, key)
+        if match is None:
+            rest[key] = value
+            continue
+        torchvision_key = (
+            'features.' if match['part'] == '0' else 'norm.'
+        ) + match['rest']
+        groups.setdefault(match['ours'], {})[torchvision_key] = value
+    converted = {}
+    for ours, group in groups.items():
+        swin, unknown = convert_torchvision_swin_v2(group)
+        if unknown:
+            raise KeyError(
+                f'Reference backbone keys {unknown[:3]} are not those of '
+                "torchvision's swin_v2_s: is this a transformer-tree "
+                'checkpoint?'
+            )
+        for key, value in swin.items():
+            converted[f'backbone.{ours}{key}'] = value
+    return converted, rest
+
+
 def convert_reference_state_dict(
     state_dict: Mapping[str, Tensor],
     model: str,
@@ -241,10 +415,14 @@ def convert_reference_state_dict(
 
     Returns:
         tuple[dict, list[str]]: The converted state dict, and the reference
-        keys no rule maps (the Swin backbone of the transformer tree).
+        keys no rule maps. Our Swin's relative-position buffers are not
+        in it: mmpretrain recomputes them and drops them from any state
+        dict it loads.
     """
     rules = reference_key_rules(model, tree)
     converted, unmapped = {}, []
+    if tree == 'transformer':
+        converted, state_dict = _reference_swin(state_dict, model)
     for key, value in state_dict.items():
         ours = map_reference_key(key, rules, task_names)
         if ours is None:

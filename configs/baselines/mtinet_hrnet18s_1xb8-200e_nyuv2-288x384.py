@@ -1,0 +1,12 @@
+# MTI-Net with HRNet-W18-small-v2 on NYUv2 (MTAN protocol,
+# 288x384), with the CTAL reference's hyper-parameters for this dataset (see ../ctal/README.md).
+_base_ = [
+    '../_base_/models/mtinet_hrnet18s.py',
+    '../_base_/datasets/nyuv2.py',
+    '../_base_/evaluators/nyuv2.py',
+    '../_base_/schedules/adam_cosine_200e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(
+    data_preprocessor={{_base_.data_preprocessor}},
+)

@@ -1,0 +1,10 @@
+# single-task learning (one network per task) with Swin-V2-S on PASCAL-Context (PASCAL_MT, 5 tasks, 512x512), with the
+# CTAL reference's hyper-parameters for this dataset (see ../ctal/README.md).
+_base_ = [
+    '../_base_/models/stl_swinv2s.py',
+    '../_base_/datasets/pascal_context.py',
+    '../_base_/evaluators/pascal_context.py',
+    '../_base_/schedules/adam_cosine_70e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(data_preprocessor={{_base_.data_preprocessor}})

@@ -1,0 +1,11 @@
+# CTAL (Swin-V2-S) on PASCAL-Context (PASCAL_MT: semseg 21, human parts 7, saliency, edges,
+# normals; 512x512), with the reference's hyper-parameters: Adam 2e-5, weight decay 1e-5, cosine
+# over 70 epochs, batch 8, task weights 2/2/5/50/10, seed 0.
+_base_ = [
+    '../_base_/models/ctal_swinv2s.py',
+    '../_base_/datasets/pascal_context.py',
+    '../_base_/evaluators/pascal_context.py',
+    '../_base_/schedules/adam_cosine_70e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(data_preprocessor={{_base_.data_preprocessor}})
