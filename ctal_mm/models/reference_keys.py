@@ -351,7 +351,9 @@ def convert_torchvision_swin_v2(
 
 
 def _reference_swin(
-    state_dict: Mapping[str, Tensor], model: str
+    state_dict: Mapping[str, Tensor],
+    model: str,
+    task_names: Mapping[str, str] = REFERENCE_TASK_NAMES,
 ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
     """Split off and convert the transformer tree's backbone(s).
 
@@ -378,7 +380,10 @@ def _reference_swin(
         torchvision_key = (
             'features.' if match['part'] == '0' else 'norm.'
         ) + match['rest']
-        groups.setdefault(match['ours'], {})[torchvision_key] = value
+        ours = '.'.join(
+            task_names.get(part, part) for part in match['ours'].split('.')
+        )
+        groups.setdefault(ours, {})[torchvision_key] = value
     converted = {}
     for ours, group in groups.items():
         swin, unknown = convert_torchvision_swin_v2(group)
@@ -422,7 +427,7 @@ def convert_reference_state_dict(
     rules = reference_key_rules(model, tree)
     converted, unmapped = {}, []
     if tree == 'transformer':
-        converted, state_dict = _reference_swin(state_dict, model)
+        converted, state_dict = _reference_swin(state_dict, model, task_names)
     for key, value in state_dict.items():
         ours = map_reference_key(key, rules, task_names)
         if ours is None:

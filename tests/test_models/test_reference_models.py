@@ -1,13 +1,13 @@
-"""Baselines: parameter counts and state-dict keys equal the CTAL reference's.
+"""CTAL and every baseline: parameter counts and state-dict keys equal the
+CTAL reference's, and reference checkpoints convert onto our models.
 
 The reference listings (every state-dict key and shape of the authors' models,
 parameter count in the first line) are in tests/test_models/reference_listings/ (gzipped).
 PASCAL counts: the reference uses torchvision's swin_v2_s, we use mmpretrain's
-SwinTransformerV2, which has 9,024 fewer parameters per backbone instance;
-its keys are the converter's business, not these baselines'.
+SwinTransformerV2, which has 9,024 fewer parameters per backbone instance (the
+key part of the qkv bias, which torchvision stores but zeroes in every forward).
 """
 
-import gzip
 import math
 import re
 from pathlib import Path
@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
+from reference_checkpoints import read_listing, reference_state_dict
 
 import ctal_mm.models.single_task  # noqa: F401  (registers the STL model)
 from ctal_mm.models.reference_keys import (
+    SWIN_RECOMPUTED_BUFFERS,
     convert_reference_state_dict,
     map_reference_key,
     reference_key_rules,
@@ -27,13 +29,15 @@ from ctal_mm.utils import register_all_modules
 
 register_all_modules()
 
-LISTINGS = Path(__file__).parent / 'reference_listings'
 CONFIGS = Path(__file__).parents[2] / 'configs' / '_base_' / 'models'
 # mmpretrain's SwinTransformerV2 (small) against torchvision's swin_v2_s
 SWIN_DIFFERENCE = 9_024
 
 # Reference parameter counts (BN buffers excluded), from instantiating the authors' code.
 REFERENCE_COUNTS = {
+    ('ctal', 'nyu'): 6_057_216,
+    ('ctal', 'cityscapes'): 5_262_854,
+    ('ctal', 'pascal'): 62_179_134,
     ('hps', 'nyu'): 4_086_457,
     ('hps', 'cityscapes'): 4_013_560,
     ('hps', 'pascal'): 82_090_780,
@@ -52,6 +56,7 @@ REFERENCE_COUNTS = {
     ('m_ctal', 'cityscapes'): 8_474_086,
 }
 CONFIG_NAMES = {
+    'ctal': 'ctal',
     'hps': 'hps',
     'stl': 'stl',
     'padnet': 'padnet',
@@ -69,43 +74,18 @@ NOT_PARAMETERS = re.compile(
 )
 
 
-def read_listing(dataset, model):
-    """``{key: shape}`` of a reference listing, and its header count."""
-    path = LISTINGS / f'sd_{dataset}_{model}.txt.gz'
-    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
-    header = int(lines[0].split()[-1])
-    shapes = {}
-    for line in lines[1:]:
-        key, *shape = line.split()
-        shapes[key] = (
-            tuple(int(s) for s in shape[0].split('x')) if shape else ()
-        )
-    return shapes, header
-
-
 def build(model, dataset):
     tree = 'swinv2s' if dataset == 'pascal' else 'hrnet18s'
     cfg = Config.fromfile(CONFIGS / f'{CONFIG_NAMES[model]}_{tree}.py').model
     if dataset == 'cityscapes':
         cfg.tasks = CITYSCAPES_TASKS
-        if model == 'm_ctal':
+        if model in ('ctal', 'm_ctal'):
             cfg.decoder.affinity.feature_size = (32, 64)  # 128x256 / 4
     return MODELS.build(cfg)
 
 
 def num_parameters(module):
     return sum(p.numel() for p in module.parameters())
-
-
-def reference_state_dict(shapes):
-    """Random tensors of the listing's shapes (what a checkpoint holds)."""
-    g = torch.Generator().manual_seed(0)
-    return {
-        key: torch.randn(shape, generator=g)
-        if 'num_batches_tracked' not in key
-        else torch.tensor(3)
-        for key, shape in shapes.items()
-    }
 
 
 @pytest.mark.parametrize('model,dataset', sorted(REFERENCE_COUNTS))
@@ -129,11 +109,11 @@ def test_parameter_count_and_keys_equal_the_reference(model, dataset):
     # every reference key has its tensor in our model, shapes agreeing
     tree = 'transformer' if dataset == 'pascal' else 'cnn'
     if tree == 'transformer':
-        # the Swin backbone is mapped by the converter, not by these rules
+        # the Swin backbone is converted by convert_torchvision_swin_v2,
+        # not by the renaming rules
         rules = reference_key_rules(model, tree)
         swin = [k for k in shapes if k.startswith('backbone')]
         assert all(map_reference_key(k, rules) is None for k in swin)
-        shapes = {k: s for k, s in shapes.items() if k not in set(swin)}
     target = ours.state_dict()
     converted, unmapped = convert_reference_state_dict(
         reference_state_dict(shapes), model, tree, target=target
@@ -143,8 +123,64 @@ def test_parameter_count_and_keys_equal_the_reference(model, dataset):
     assert unexpected == []
     if tree == 'cnn':
         assert missing == []
-    else:
-        assert all(k.startswith('backbone.') for k in missing)
-        assert len(converted) == len(target) - len(missing)
+    else:  # only the buffers mmpretrain recomputes
+        assert missing and all(
+            SWIN_RECOMPUTED_BUFFERS.search(k) for k in missing
+        )
+    assert len(converted) == len(target) - len(missing)
     for key, value in converted.items():
         assert torch.equal(target[key].float(), value.float()), key
+
+
+def test_torchvision_swin_v2_converts_to_the_same_function():
+    """A (small) torchvision Swin-V2 and mmpretrain's, with converted
+    weights, give the same features: the layouts are really equivalent."""
+    from mmpretrain.models import SwinTransformerV2
+    from torchvision.models.swin_transformer import (
+        PatchMergingV2,
+        SwinTransformer,
+        SwinTransformerBlockV2,
+    )
+
+    from ctal_mm.models.reference_keys import convert_torchvision_swin_v2
+
+    torch.manual_seed(0)
+    depths, heads = [2, 2, 2, 2], [1, 2, 2, 4]
+    torchvision_swin = SwinTransformer(
+        patch_size=[4, 4],
+        embed_dim=16,
+        depths=depths,
+        num_heads=heads,
+        window_size=[8, 8],
+        stochastic_depth_prob=0.0,
+        block=SwinTransformerBlockV2,
+        downsample_layer=PatchMergingV2,
+    ).eval()
+    for p in torchvision_swin.parameters():  # not the zero/one init
+        p.data.normal_(0, 0.2)
+    ours = SwinTransformerV2(
+        arch=dict(
+            embed_dims=16,
+            depths=depths,
+            num_heads=heads,
+            extra_norm_every_n_blocks=0,
+        ),
+        img_size=256,
+        window_size=[8, 8, 8, 8],
+        out_indices=(3,),
+    )
+    ours.eval()
+    converted, unknown = convert_torchvision_swin_v2(
+        torchvision_swin.state_dict()
+    )
+    assert unknown == []
+    missing, unexpected = ours.load_state_dict(converted, strict=False)
+    assert unexpected == []
+    assert all(SWIN_RECOMPUTED_BUFFERS.search(k) for k in missing)
+    x = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        expected = torchvision_swin.norm(torchvision_swin.features(x))
+        (actual,) = ours(x)
+    torch.testing.assert_close(
+        actual, expected.permute(0, 3, 1, 2), rtol=1e-4, atol=1e-5
+    )
