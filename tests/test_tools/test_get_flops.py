@@ -1,0 +1,43 @@
+"""tools/analysis_tools/get_flops.py counts what the model computes."""
+
+import importlib.util
+import os.path as osp
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(
+    REPO, 'configs', 'ctal', 'ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
+)
+
+
+def _load_tool():
+    path = osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py')
+    spec = importlib.util.spec_from_file_location('get_flops', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_counts_parameters_and_at_least_the_affinity_products(capsys):
+    tool = _load_tool()
+    # no --shape: the size CTAL is built for, 4 x its 8 x 8 feature size
+    flops, params = tool.main(
+        [DEMO, '--cfg-options', 'model.decoder.affinity.feature_size=(8,8)']
+    )
+    out = capsys.readouterr().out
+    assert 'Input shape: (3, 32, 32)' in out
+    assert f'Params: {params:,}' in out
+    tasks, positions, channels = 3, 8 * 8, 128  # semseg, depth, normals
+    # per task: affinity X^T X and the attended values V M^T, N*N*C each
+    assert flops > tasks * 2 * positions**2 * channels
+    bigger, _ = tool.main(
+        [
+            DEMO,
+            '--shape',
+            '64',
+            '64',
+            '--cfg-options',
+            'model.decoder.affinity.feature_size=(16,16)',
+        ]
+    )
+    # the N x N products grow with N^2: at least 4x the FLOPs for 4x pixels
+    assert bigger > 4 * flops
