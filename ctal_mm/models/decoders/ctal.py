@@ -106,7 +106,7 @@ class CrossTaskAffinityModule(BaseModule):
                 f'CTAL was built for {H}x{W} features (N={self.num_positions} positions: its '
                 f'fusion conv has one kernel per position) but got {h}x{w}. With the HRNet model '
                 f'(stride 4) the input must be {H * 4}x{W * 4}; with Swin (stride 32) '
-                f'{H * 32}x{W * 32}. Set model.decoder.feature_size to input size / stride, or '
+                f'{H * 32}x{W * 32}. Set model.decoder.affinity.feature_size to input size / stride, or '
                 "make the dataset pipeline's crop/pad size (and the data_preprocessor's size) "
                 'give this input size.'
             )
