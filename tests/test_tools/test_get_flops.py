@@ -20,7 +20,7 @@ def _load_tool():
 def test_counts_parameters_and_at_least_the_affinity_products(capsys):
     tool = _load_tool()
     # no --shape: the size CTAL is built for, 4 x its 8 x 8 feature size
-    flops, params = tool.main(
+    flops, params, rows = tool.main(
         [DEMO, '--cfg-options', 'model.decoder.affinity.feature_size=(8,8)']
     )
     out = capsys.readouterr().out
@@ -29,7 +29,20 @@ def test_counts_parameters_and_at_least_the_affinity_products(capsys):
     tasks, positions, channels = 3, 8 * 8, 128  # semseg, depth, normals
     # per task: affinity X^T X and the attended values V M^T, N*N*C each
     assert flops > tasks * 2 * positions**2 * channels
-    bigger, _ = tool.main(
+    # the parts: backbone, neck, initial heads, affinity, final heads
+    parts = {name: (p, f) for name, p, f in rows}
+    assert list(parts) == [
+        'backbone',
+        'neck',
+        'decoder.initial_heads',
+        'decoder.affinity',
+        'decoder.final_heads',
+        'other',
+    ]
+    assert sum(p for p, _ in parts.values()) == params
+    assert sum(f for _, f in parts.values()) == flops
+    assert parts['decoder.affinity'][1] > tasks * 2 * positions**2 * channels
+    bigger, _, _ = tool.main(
         [
             DEMO,
             '--shape',

@@ -1,8 +1,9 @@
 """Parameters and FLOPs of a model: get_flops.py CONFIG [--shape H W].
 
-Counts with mmengine's analyser (a multiply-add counts as one FLOP, as
-MMSegmentation reports it) on one random image through the model's tensor
-mode: backbone, neck, decoder and every task head, initial and final. The
+Counts with mmengine's ``FlopAnalyzer`` (a multiply-add counts as one FLOP,
+as MMSegmentation reports it) on one random image through the model's tensor
+mode, in total and per part: backbone, neck, and each part of the decoder
+(for CTAL: initial heads, the cross-task affinity module, final heads). The
 input size is ``--shape``, else the data preprocessor's pad size, else the
 size CTAL's affinity module is built for (its feature size times the
 backbone stride).
@@ -12,7 +13,8 @@ import argparse
 import sys
 
 import torch
-from mmengine.analysis import get_model_complexity_info
+from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis.print_helper import complexity_stats_table
 from mmengine.config import Config, DictAction
 
 from ctal_mm.registry import MODELS
@@ -70,6 +72,38 @@ class TensorMode(torch.nn.Module):
         return self.model(inputs, mode='tensor')
 
 
+def model_parts(model):
+    """``[(name, module)]``: backbone, neck, then each part of the decoder."""
+    parts = [('backbone', model.backbone)]
+    if getattr(model, 'neck', None) is not None:
+        parts.append(('neck', model.neck))
+    children = list(model.decoder.named_children())
+    parts += [(f'decoder.{name}', child) for name, child in children]
+    return parts
+
+
+def count(model, height, width):
+    """Total FLOPs, and ``[(part, params, flops)]``."""
+    wrapped = TensorMode(model)
+    inputs = torch.rand(1, 3, height, width)
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(wrapped, (inputs,))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        by_module = analyzer.by_module()
+    rows = [
+        (
+            name,
+            sum(p.numel() for p in module.parameters()),
+            by_module[f'model.{name}'],
+        )
+        for name, module in model_parts(model)
+    ]
+    # ops of the model itself (resizing predictions to the input size)
+    rows.append(('other', 0, analyzer.total() - sum(r[2] for r in rows)))
+    return analyzer, analyzer.total(), rows
+
+
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules()
@@ -78,24 +112,23 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     model = MODELS.build(cfg.model).eval()
     height, width = input_shape(cfg, args.shape)
-    inputs = torch.rand(1, 3, height, width)
-    with torch.no_grad():
-        info = get_model_complexity_info(
-            TensorMode(model),
-            inputs=(inputs,),
-            show_table=args.show_table,
-            show_arch=False,
-        )
+    analyzer, flops, rows = count(model, height, width)
     params = sum(p.numel() for p in model.parameters())
     if args.show_table:
-        print(info['out_table'])
-    line = '=' * 40
+        print(complexity_stats_table(analyzer, max_depth=4))
+    line = '=' * 60
     print(
         f'{line}\nConfig: {args.config}\nInput shape: (3, {height}, {width})'
-        f'\nFlops: {info["flops_str"]} ({info["flops"]:,})'
-        f'\nParams: {params:,}\n{line}'
     )
-    return info['flops'], params
+    print(f'{"part":<28}{"params":>14}{"GFLOPs":>12}{"share":>7}')
+    for name, part_params, part_flops in rows:
+        print(
+            f'{name:<28}{part_params:>14,}{part_flops / 1e9:>12.3f}'
+            f'{part_flops / max(flops, 1):>7.1%}'
+        )
+    print(f'{"total":<28}{params:>14,}{flops / 1e9:>12.3f}{1:>7.0%}')
+    print(f'Flops: {flops / 1e9:.3f}G ({flops:,})\nParams: {params:,}\n{line}')
+    return flops, params, rows
 
 
 if __name__ == '__main__':
