@@ -2,6 +2,7 @@ from .base_multitask_dataset import BaseMultiTaskDataset
 from .cityscapes import CityscapesMTDataset
 from .file_io import DataFileError
 from .mtan import MTANDataset
+from .nyud_mt import NYUDMTDataset
 from .nyuv2 import NYUv2Dataset
 from .pascal_context import PascalContextMTDataset
 from .synthetic import SyntheticScenesDataset, render_scene
@@ -11,6 +12,7 @@ __all__ = [
     'BaseMultiTaskDataset',
     'MTANDataset',
     'NYUv2Dataset',
+    'NYUDMTDataset',
     'CityscapesMTDataset',
     'PascalContextMTDataset',
     'SyntheticScenesDataset',

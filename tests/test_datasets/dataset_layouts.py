@@ -202,3 +202,88 @@ def make_pascal(root, write_cache=True):
             ) as f:
                 json.dump(cache, f)
     return written
+
+
+# ---------------------------------------------------------------- NYUD-MT
+
+NYUD_IDS = ('0003', '0007', '0012')
+NYUD_SIZES = ((20, 24), (18, 26), (22, 22))
+NYUD_SPLITS = dict(train=NYUD_IDS[:2], val=NYUD_IDS[1:])
+
+
+def encode_png_normals(normals):
+    """Unit vectors (0 = none) as the ATRC / InvPT PNGs hold them: round((n + 1) * 255 / 2)."""
+    return np.clip(np.rint((normals + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_nyud_mt(root, layout='mtinet', seed=0):
+    """A 3-image NYUD-MT tree in the MTI-Net ('mtinet') or ATRC / InvPT ('atrc') layout.
+
+    Returns {id: dict(image, semseg, depth, normals, edge)}: the raw label PNG values
+    (0 = unlabelled, 1..40), depth in metres (0 = none), unit normals (0 = none) and binary
+    edges, as written.
+    """
+    rng = np.random.default_rng(seed)
+    ext = dict(
+        mtinet=dict(image='jpg', normals='npy', edge='npy'),
+        atrc=dict(image='png', normals='png', edge='png'),
+    )[layout]
+    for sub in (
+        'images',
+        'segmentation',
+        'depth',
+        'normals',
+        'edge',
+        'gt_sets',
+    ):
+        os.makedirs(osp.join(root, sub), exist_ok=True)
+    written = {}
+    for n, (image_id, (h, w)) in enumerate(zip(NYUD_IDS, NYUD_SIZES)):
+        info = {}
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        image_path = osp.join(root, 'images', f'{image_id}.{ext["image"]}')
+        Image.fromarray(img).save(
+            image_path, **(dict(quality=95) if ext['image'] == 'jpg' else {})
+        )
+        info['image'] = img
+        semseg = rng.integers(0, 41, (h, w)).astype(np.uint8)
+        semseg[0, :3] = 0  # unlabelled
+        semseg[1, :2] = (1, 40)  # the first and last class
+        Image.fromarray(semseg).save(
+            osp.join(root, 'segmentation', f'{image_id}.png')
+        )
+        info['semseg'] = semseg
+        depth = rng.uniform(0.5, 9.5, (h, w)).astype(np.float32)
+        depth[2, :4] = 0  # no measurement
+        # the archives store H x W; one file as H x W x 1 exercises the other form
+        np.save(
+            osp.join(root, 'depth', f'{image_id}.npy'),
+            depth[..., None] if n == 1 else depth,
+        )
+        info['depth'] = depth
+        normals = rng.normal(size=(h, w, 3)).astype(np.float32)
+        normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+        normals[3, :3] = 0  # no normal
+        if ext['normals'] == 'npy':
+            np.save(osp.join(root, 'normals', f'{image_id}.npy'), normals)
+        else:
+            Image.fromarray(encode_png_normals(normals)).save(
+                osp.join(root, 'normals', f'{image_id}.png')
+            )
+        info['normals'] = normals
+        edge = (rng.random((h, w)) > 0.8).astype(np.uint8)
+        if ext['edge'] == 'npy':
+            np.save(
+                osp.join(root, 'edge', f'{image_id}.npy'),
+                edge.astype(np.float32),
+            )
+        else:
+            Image.fromarray(edge * 255).save(
+                osp.join(root, 'edge', f'{image_id}.png')
+            )
+        info['edge'] = edge
+        written[image_id] = info
+    for split, ids in NYUD_SPLITS.items():
+        with open(osp.join(root, 'gt_sets', f'{split}.txt'), 'w') as f:
+            f.write('\n'.join(ids) + '\n')
+    return written

@@ -1,0 +1,102 @@
+# NYUD-v2 in the multitask protocol of MTI-Net / ATRC / InvPT ("NYUD-MT"): 795 train / 654 val
+# images, semseg (40 classes), depth (metres), normals, edge. data_root is the extracted
+# archive, MTI-Net's (NYUD_MT/) or ATRC/InvPT's (NYUDv2/): the layout is detected
+# (docs/dataset_prepare.md). Augmentation as ATRC / InvPT / TaskPrompter: random scale
+# 0.5-2.0, crop (cat_max_ratio 0.75), flip, photometric distortion, pad (centred, as their
+# PadImage); test images are not resized, the data preprocessor pads them centred.
+# crop_size: CTAL's fusion conv is built for one feature size, so every input must be exactly
+# this size. 480 x 640 holds both archives' test images (MTI-Net's are NYUv2's 480 x 640
+# frames; ATRC/InvPT's are padded to 425 x 560 / 448 x 576 by their loaders) and is a
+# multiple of HRNet's stride 32. The ImageNet mean / std of the three projects.
+dataset_type = 'NYUDMTDataset'
+data_root = 'data/NYUD_MT'
+crop_size = (480, 640)
+tasks = ('semseg', 'depth', 'normals', 'edge')
+
+# The protocol's task heads and losses, shared by the CTAL / HPS / STL configs
+# (model = dict(tasks={{_base_.task_specs}})): loss weights 1 / 1 / 10 / 50 and edge positive
+# weight 0.95 as the MTI-Net and InvPT / TaskPrompter NYUD configs (ATRC's NYUD class uses
+# 0.8); L1 on normalised normals and on valid depth, as all three.
+task_specs = dict(
+    _delete_=True,
+    semseg=dict(
+        kind='segmentation',
+        channels=40,
+        loss=dict(type='MTCrossEntropyLoss'),
+        weight=1.0,
+    ),
+    depth=dict(
+        kind='depth',
+        channels=1,
+        loss=dict(type='MaskedL1DepthLoss'),
+        weight=1.0,
+    ),
+    normals=dict(
+        kind='normals',
+        channels=3,
+        loss=dict(type='NormalsLoss', mode='l1'),
+        weight=10.0,
+    ),
+    edge=dict(
+        kind='edge',
+        channels=1,
+        loss=dict(type='BalancedBCEEdgeLoss', pos_weight=0.95),
+        weight=50.0,
+    ),
+)
+
+train_pipeline = [
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    # depth / scale: an image enlarged s times looks like a camera s times closer (ATRC too)
+    dict(type='MultiTaskRandomResize', ratio_range=(0.5, 2.0), depth_mode='divide'),
+    dict(type='MultiTaskRandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='MultiTaskRandomFlip', prob=0.5),
+    dict(type='MultiTaskPhotoMetricDistortion'),
+    dict(type='MultiTaskPad', size=crop_size, mode='centre'),
+    dict(type='PackMultiTaskInputs'),
+]
+test_pipeline = [
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    dict(type='PackMultiTaskInputs'),
+]
+data_preprocessor = dict(
+    type='MultiTaskDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    size=crop_size,
+    pad_val=0,
+    pad_mode='centre',
+    test_cfg=dict(size=crop_size, pad_mode='centre'),
+)
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        tasks=tasks,
+        layout='auto',
+        pipeline=train_pipeline,
+    ),
+)
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='val',
+        tasks=tasks,
+        layout='auto',
+        test_mode=True,
+        pipeline=test_pipeline,
+    ),
+)
+test_dataloader = val_dataloader
