@@ -44,7 +44,10 @@ def data_roots(tmp_path_factory):
     city, _ = layouts.cityscapes_tree(tmp)
     pascal = str(tmp / 'PASCAL_MT')
     layouts.make_pascal(pascal)
-    return dict(NYUv2Dataset=nyu, CityscapesMTDataset=city, PascalContextMTDataset=pascal)
+    nyud_mt = str(tmp / 'NYUD_MT')
+    layouts.make_nyud_mt(nyud_mt, 'mtinet')
+    return dict(NYUv2Dataset=nyu, CityscapesMTDataset=city, PascalContextMTDataset=pascal,
+                NYUDMTDataset=nyud_mt)
 
 
 def _point_at(cfg, roots):
