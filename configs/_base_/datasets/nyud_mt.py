@@ -49,7 +49,11 @@ train_pipeline = [
     dict(type='LoadMultiTaskImage'),
     dict(type='LoadMultiTaskAnnotations'),
     # depth / scale: an image enlarged s times looks like a camera s times closer (ATRC too)
-    dict(type='MultiTaskRandomResize', ratio_range=(0.5, 2.0), depth_mode='divide'),
+    dict(
+        type='MultiTaskRandomResize',
+        ratio_range=(0.5, 2.0),
+        depth_mode='divide',
+    ),
     dict(type='MultiTaskRandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='MultiTaskRandomFlip', prob=0.5),
     dict(type='MultiTaskPhotoMetricDistortion'),
