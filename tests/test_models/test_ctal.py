@@ -2,13 +2,13 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from ctal_mm.models.decoders.ctal import CrossTaskAffinityModule
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample
+from ctal_mm.testing import random_multitask_samples
 from ctal_mm.utils import register_all_modules
 
 register_all_modules()
@@ -36,29 +36,7 @@ def _model_cfg(tasks=None, feature_size=(8, 8), **affinity):
     return cfg
 
 
-def _samples(tasks, size, n=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(n):
-        s = MultiTaskDataSample(metainfo=dict(ori_shape=size, img_shape=size))
-        for name, spec in tasks.items():
-            kind = spec['kind']
-            if kind == 'segmentation':
-                gt = torch.randint(
-                    0, spec['channels'], (1, *size), generator=g
-                )
-                gt[:, :2] = 255  # an ignored band
-            elif kind == 'depth':
-                gt = torch.rand(1, *size, generator=g) + 0.5
-                gt[:, :, :3] = 0  # invalid depth
-            elif kind == 'normals':
-                gt = F.normalize(torch.randn(3, *size, generator=g), dim=0)
-                gt[:, -2:] = 0  # invalid normals
-            else:
-                gt = torch.randint(0, 2, (1, *size), generator=g)
-            s.set_gt(name, gt)
-        samples.append(s)
-    return samples
+_samples = random_multitask_samples
 
 
 def test_nyuv2_and_cityscapes_parameter_counts_equal_the_reference():

@@ -19,6 +19,7 @@ from mmengine.config import Config, DictAction
 
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
+from ctal_mm.utils.input_size import config_input_size
 
 
 def parse_args(argv=None):
@@ -37,28 +38,6 @@ def parse_args(argv=None):
         help='override settings, xxx=yyy pairs merged into the config',
     )
     return parser.parse_args(argv)
-
-
-def input_shape(cfg, shape=None):
-    """(H, W) to count at: see the module docstring."""
-    if shape:
-        return tuple(shape)
-    preprocessor = cfg.model.get('data_preprocessor') or {}
-    for size in (
-        (preprocessor.get('test_cfg') or {}).get('size'),
-        preprocessor.get('size'),
-    ):
-        if size:
-            return tuple(size)
-    affinity = (cfg.model.get('decoder') or {}).get('affinity') or {}
-    if 'feature_size' in affinity:
-        backbone = str(cfg.model.backbone.get('type', ''))
-        stride = 32 if 'Swin' in backbone else 4
-        return tuple(s * stride for s in affinity['feature_size'])
-    raise SystemExit(
-        f'{cfg.filename}: cannot tell the input size from the config; '
-        'pass --shape H W.'
-    )
 
 
 class TensorMode(torch.nn.Module):
@@ -111,7 +90,10 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     model = MODELS.build(cfg.model).eval()
-    height, width = input_shape(cfg, args.shape)
+    try:
+        height, width = config_input_size(cfg, args.shape)
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
     analyzer, flops, rows = count(model, height, width)
     params = sum(p.numel() for p in model.parameters())
     if args.show_table:

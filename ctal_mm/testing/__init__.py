@@ -1,0 +1,75 @@
+"""Random inputs shaped like a dataset's, for tests and benchmarks.
+
+Like ``mmseg.testing``: nothing here reads data from disk.
+"""
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ctal_mm.structures import MultiTaskDataSample, get_task_kind
+
+__all__ = ['random_multitask_samples', 'random_multitask_batch']
+
+
+def random_multitask_samples(
+    tasks: Mapping[str, Mapping],
+    size: Sequence[int],
+    n: int = 2,
+    seed: int = 0,
+):
+    """``n`` data samples with random ground truth for every task.
+
+    Each task map has the value range of its kind and a region the metrics
+    and losses must skip: an ignored band (labels 255), invalid depth (0),
+    invalid normals (all zero).
+
+    Args:
+        tasks: the model's task spec (``{name: dict(kind=..., channels=...)}``).
+        size: (H, W) of the maps.
+    """
+    size = tuple(size)
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(n):
+        sample = MultiTaskDataSample(
+            metainfo=dict(ori_shape=size, img_shape=size)
+        )
+        for name, spec in tasks.items():
+            kind = spec.get('kind') or get_task_kind(name).name
+            if kind == 'segmentation':
+                gt = torch.randint(
+                    0, spec['channels'], (1, *size), generator=g
+                )
+                gt[:, :2] = 255  # an ignored band
+            elif kind == 'depth':
+                gt = torch.rand(1, *size, generator=g) + 0.5
+                gt[:, :, :3] = 0  # invalid depth
+            elif kind == 'normals':
+                gt = F.normalize(torch.randn(3, *size, generator=g), dim=0)
+                gt[:, -2:] = 0  # invalid normals
+            else:  # edge, saliency: binary maps
+                gt = torch.randint(0, 2, (1, *size), generator=g)
+            sample.set_gt(name, gt)
+        samples.append(sample)
+    return samples
+
+
+def random_multitask_batch(
+    tasks: Mapping[str, Mapping],
+    size: Sequence[int],
+    batch_size: int = 2,
+    seed: int = 0,
+) -> dict:
+    """A batch as a dataloader gives it to ``model.train_step``: uint8-range
+    images (3 x H x W) and their data samples."""
+    g = torch.Generator().manual_seed(seed + 1)
+    inputs = [
+        torch.randint(0, 256, (3, *size), generator=g).float()
+        for _ in range(batch_size)
+    ]
+    return dict(
+        inputs=inputs,
+        data_samples=random_multitask_samples(tasks, size, batch_size, seed),
+    )

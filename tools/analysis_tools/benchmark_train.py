@@ -1,0 +1,240 @@
+"""Training-step speed and peak memory, variants side by side.
+
+    python tools/analysis_tools/benchmark_train.py CONFIG \
+        [--variant NAME KEY=VALUE ...] ... [--batch-size 2] [--iters 5]
+
+Each variant is the config with ``--cfg-options``-style overrides (default:
+CTAL's ``plain`` and ``blocked`` affinity implementations). Every variant
+runs in a fresh process, one after the other, on the same random batch
+(``ctal_mm.testing.random_multitask_batch``, the config's input size): the
+first ``--warmup`` steps are not timed, then the median of ``--iters`` full
+training steps (data preprocessing, forward, backward, optimiser step).
+Peak memory: on CPU the process's max RSS (everything: Python, torch,
+weights, activations), on GPU ``torch.cuda.max_memory_allocated``. Before
+timing, each process computes the loss and the gradient once from the same
+initial weights, so the table also shows that the variants compute the same
+function. Ratios are against the first variant. Absolute times on shared
+machines are noise; ratios from one run are what to compare.
+
+Special keys: ``amp=1`` (mixed precision as ``tools/train.py --amp``: bf16
+autocast on CPU, fp16 on GPU), ``compile=1`` (``torch.compile`` of the
+train step, as ``compile=True`` in a config).
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+DEFAULT_VARIANTS = [
+    ['plain', 'model.decoder.affinity.implementation=plain'],
+    ['blocked', 'model.decoder.affinity.implementation=blocked'],
+]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Time training steps of config variants side by side'
+    )
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        '--variant',
+        nargs='+',
+        action='append',
+        metavar='NAME [KEY=VALUE ...]',
+        help='a variant: a name and config overrides (repeatable)',
+    )
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--iters', type=int, default=5, help='timed steps')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps')
+    parser.add_argument(
+        '--shape', type=int, nargs=2, metavar=('H', 'W'), help='input size'
+    )
+    parser.add_argument('--device', default=None, help='cpu or cuda')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads'
+    )
+    parser.add_argument(
+        '--json', help='also write the results to this JSON file'
+    )
+    parser.add_argument('--worker', help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _value(text):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def run_variant(args, overrides):
+    """Inside a fresh process: one variant's numbers, as a dict."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+
+    from ctal_mm.engine.launch import enable_amp
+    from ctal_mm.registry import MODELS
+    from ctal_mm.testing import random_multitask_batch
+    from ctal_mm.utils import register_all_modules
+    from ctal_mm.utils.input_size import config_input_size
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    special = {}
+    options = {}
+    for item in overrides:
+        key, _, text = item.partition('=')
+        if key in ('amp', 'compile'):
+            special[key] = bool(_value(text))
+        else:
+            options[key] = _value(text)
+    cfg.merge_from_dict(options)
+    if special.get('amp'):
+        enable_amp(cfg)
+    size = config_input_size(cfg, args.shape)
+
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).to(device).train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    batch = random_multitask_batch(cfg.model.tasks, size, args.batch_size)
+
+    # the function: loss and gradient from the initial weights
+    data = model.data_preprocessor(batch, True)
+    with optim_wrapper.optim_context(model):
+        losses = model(**data, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    loss.backward()
+    grad_norm = torch.sqrt(
+        sum(
+            p.grad.double().pow(2).sum()
+            for p in model.parameters()
+            if p.grad is not None
+        )
+    ).item()
+    optim_wrapper.zero_grad()
+    loss_value = loss.item()
+    del data, losses, loss
+
+    train_step = model.train_step
+    if special.get('compile'):
+        train_step = torch.compile(train_step)
+
+    def sync():
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+
+    if device.startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for step in range(args.warmup + args.iters):
+        sync()
+        start = time.perf_counter()
+        train_step(batch, optim_wrapper)
+        sync()
+        if step >= args.warmup:
+            times.append(time.perf_counter() - start)
+    if device.startswith('cuda'):
+        peak = torch.cuda.max_memory_allocated()
+    else:  # KiB on Linux
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return dict(
+        step_s=statistics.median(times),
+        times=times,
+        peak_bytes=peak,
+        loss=loss_value,
+        grad_norm=grad_norm,
+        device=device,
+        input_size=list(size),
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker is not None:
+        result = run_variant(args, json.loads(args.worker))
+        print('RESULT ' + json.dumps(result))
+        return 0
+
+    variants = args.variant or DEFAULT_VARIANTS
+    base = [a for a in (argv if argv is not None else sys.argv[1:])]
+    # the worker gets the shared flags, without the variants
+    shared = []
+    skip = False
+    for token in base:
+        if token == '--variant':
+            skip = True
+            continue
+        if skip and not token.startswith('--'):
+            continue
+        skip = False
+        shared.append(token)
+    results = []
+    for name, *overrides in variants:
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            *shared,
+            '--worker',
+            json.dumps(overrides),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [
+            line
+            for line in proc.stdout.splitlines()
+            if line.startswith('RESULT ')
+        ]
+        if proc.returncode != 0 or not lines:
+            print(f'variant {name} failed:\n{proc.stderr[-3000:]}')
+            results.append(dict(name=name, overrides=overrides, failed=True))
+            continue
+        result = json.loads(lines[-1][len('RESULT ') :])
+        result.update(name=name, overrides=overrides)
+        results.append(result)
+        print(
+            f'{name}: {result["step_s"]:.3f} s/step, peak '
+            f'{result["peak_bytes"] / 2**30:.2f} GiB',
+            flush=True,
+        )
+
+    ok = [r for r in results if not r.get('failed')]
+    if not ok:
+        return 1
+    first = ok[0]
+    print(
+        f'\n{args.config}  batch {args.batch_size}  input '
+        f'{first["input_size"][0]}x{first["input_size"][1]}  '
+        f'device {first["device"]}  median of {args.iters} steps'
+    )
+    header = (
+        f'{"variant":<16}{"s/step":>9}{"time x":>8}{"peak GiB":>10}'
+        f'{"mem x":>7}{"loss":>12}{"|grad|":>12}'
+    )
+    print(header + '\n' + '-' * len(header))
+    for r in results:
+        if r.get('failed'):
+            print(f'{r["name"]:<16}  failed')
+            continue
+        print(
+            f'{r["name"]:<16}{r["step_s"]:>9.3f}'
+            f'{r["step_s"] / first["step_s"]:>8.2f}'
+            f'{r["peak_bytes"] / 2**30:>10.2f}'
+            f'{r["peak_bytes"] / first["peak_bytes"]:>7.2f}'
+            f'{r["loss"]:>12.6f}{r["grad_norm"]:>12.6f}'
+        )
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
