@@ -125,10 +125,18 @@ def test_missing_ground_truth_names_the_task():
 
 
 @pytest.mark.parametrize(
-    'conv_in_norm,dtype',
-    [(False, torch.float64), (True, torch.float64), (False, torch.float32)],
+    'conv_in_norm,dtype,size,block_size',
+    [
+        (False, torch.float64, (6, 5), 7),
+        (True, torch.float64, (6, 5), 7),
+        (False, torch.float32, (6, 5), 7),
+        # blocks of more rows than one stencil sub-block (64), the last short
+        (False, torch.float64, (12, 10), 100),
+    ],
 )
-def test_blocked_equals_plain_in_outputs_and_gradients(conv_in_norm, dtype):
+def test_blocked_equals_plain_in_outputs_and_gradients(
+    conv_in_norm, dtype, size, block_size
+):
     # float64: the two implementations compute the same function (tight
     # tolerance); float32: they agree to rounding, measured against each
     # tensor's scale (some gradients are sums of cancelling terms).
@@ -137,22 +145,23 @@ def test_blocked_equals_plain_in_outputs_and_gradients(conv_in_norm, dtype):
     kwargs = dict(
         in_channels=8,
         channels=6,
-        feature_size=(6, 5),
+        feature_size=size,
         conv_in_norm=conv_in_norm,
     )
     plain = CrossTaskAffinityModule(names, **kwargs).to(dtype)
     # make gamma large so that the attended part dominates and is really compared
     plain.gamma = blocked_gamma = 0.7
     blocked = CrossTaskAffinityModule(
-        names, implementation='blocked', block_size=7, **kwargs
+        names, implementation='blocked', block_size=block_size, **kwargs
     ).to(dtype)
     blocked.load_state_dict(plain.state_dict())
     blocked.gamma = blocked_gamma
     feats = {
-        t: torch.randn(2, 8, 6, 5, dtype=dtype, requires_grad=True)
+        t: torch.randn(2, 8, *size, dtype=dtype, requires_grad=True)
         for t in names
     }
-    weights = {t: torch.randn(2, 6, 12, 10, dtype=dtype) for t in names}
+    up = (2 * size[0], 2 * size[1])  # conv_out upsamples x2
+    weights = {t: torch.randn(2, 6, *up, dtype=dtype) for t in names}
 
     def run(module):
         out = module(feats)
@@ -176,6 +185,10 @@ def test_blocked_equals_plain_in_outputs_and_gradients(conv_in_norm, dtype):
         assert_close(out_b[t], out_p[t])
     for gp, gb in zip(grads_p, grads_b):
         assert_close(gb, gp)
+    with torch.no_grad():  # inference: the forward alone
+        out_nograd = blocked(feats)
+    for t in names:
+        assert_close(out_nograd[t], out_p[t])
 
 
 def test_uncertainty_weights_are_trained_by_the_optimiser():

@@ -9,7 +9,9 @@ X'_t = gamma Z_t + (1 - gamma) X_t and upsamples x2.
 Two implementations of the same function:
 - ``'plain'`` materialises the T N x N affinities and M, as the reference does;
 - ``'blocked'`` computes M a block of rows at a time (row p of M needs only row p of each A_t)
-  and recomputes each block in backward, so memory holds one B x block x N slice at a time.
+  with its own backward that recomputes each block, so memory holds one B x T x block x N
+  slice at a time; the 3x3 fusion is a stencil of strided multiply-adds instead of a grouped
+  convolution (``blocked_affinity.py``). Faster as well as leaner: docs/benchmarks.md.
 """
 
 from typing import Dict, Mapping, Sequence, Tuple
@@ -19,11 +21,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
 from ctal_mm.registry import MODELS
 
 from .base import BaseMultiTaskDecoder
+from .blocked_affinity import BlockedAffinityAttention
 
 
 @MODELS.register_module()
@@ -106,9 +108,9 @@ class CrossTaskAffinityModule(BaseModule):
                 f'CTAL was built for {H}x{W} features (N={self.num_positions} positions: its '
                 f'fusion conv has one kernel per position) but got {h}x{w}. With the HRNet model '
                 f'(stride 4) the input must be {H * 4}x{W * 4}; with Swin (stride 32) '
-                f'{H * 32}x{W * 32}. Set model.decoder.affinity.feature_size to input size / stride, or '
-                "make the dataset pipeline's crop/pad size (and the data_preprocessor's size) "
-                'give this input size.'
+                f'{H * 32}x{W * 32}. Set model.decoder.affinity.feature_size to input '
+                "size / stride, or make the dataset pipeline's crop/pad size (and the "
+                "data_preprocessor's size) give this input size."
             )
 
     def fused_affinity_rows(
@@ -135,28 +137,14 @@ class CrossTaskAffinityModule(BaseModule):
         if self.implementation == 'plain':
             M = self.fused_affinity_rows(features, 0, N)  # B N N
             return torch.einsum('btci,bji->btcj', values, M)
-
-        def block(normed, vals, start, stop):
-            M = self.fused_affinity_rows(normed, start, stop)  # B P N
-            return torch.einsum('btci,bji->btcj', vals, M)
-
-        outs = []
-        for start in range(0, N, self.block_size):
-            stop = min(start + self.block_size, N)
-            if torch.is_grad_enabled():
-                outs.append(
-                    checkpoint(
-                        block,
-                        features,
-                        values,
-                        start,
-                        stop,
-                        use_reentrant=False,
-                    )
-                )
-            else:
-                outs.append(block(features, values, start, stop))
-        return torch.cat(outs, dim=-1)
+        return BlockedAffinityAttention.apply(
+            features,
+            values,
+            self.fusion.weight,
+            self.fusion.bias,
+            self.feature_size,
+            self.block_size,
+        )
 
     def forward(
         self, task_features: Mapping[str, Tensor]
