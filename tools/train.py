@@ -7,56 +7,62 @@ The same flags as MMSegmentation's tools/train.py. Distributed: ``tools/dist_tra
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
+from torch.distributed.elastic.multiprocessing.errors import record
 
 from ctal_mm.engine.launch import enable_amp, setup_cpu_distributed
 from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
+from ctal_mm.utils.config_checks import ConfigError, check_config
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
-        description="Train a multitask dense-prediction model"
+        description='Train a multitask dense-prediction model'
     )
-    parser.add_argument("config", help="train config file path")
+    parser.add_argument('config', help='train config file path')
     parser.add_argument(
-        "--work-dir", help="the dir to save logs and checkpoints"
+        '--work-dir', help='the dir to save logs and checkpoints'
     )
     parser.add_argument(
-        "--resume",
-        nargs="?",
+        '--resume',
+        nargs='?',
         type=str,
-        const="auto",
-        help="resume from the latest checkpoint in the work dir, or from the given checkpoint",
+        const='auto',
+        help='resume from the latest checkpoint in the work dir, or from the given checkpoint',
     )
     parser.add_argument(
-        "--amp",
-        action="store_true",
-        help="mixed precision: fp16 with loss scaling on GPU, bf16 on CPU",
+        '--amp',
+        action='store_true',
+        help='mixed precision: fp16 with loss scaling on GPU, bf16 on CPU',
     )
     parser.add_argument(
-        "--cfg-options",
-        nargs="+",
+        '--cfg-options',
+        nargs='+',
         action=DictAction,
-        help="override config settings, xxx=yyy pairs merged into the config, e.g. "
+        help='override config settings, xxx=yyy pairs merged into the config, e.g. '
         'train_dataloader.batch_size=4 "model.tasks.depth.weight=2"',
     )
     parser.add_argument(
-        "--launcher",
-        choices=["none", "pytorch", "slurm", "mpi"],
-        default="none",
-        help="job launcher",
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
     )
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
-    if "LOCAL_RANK" not in os.environ:
-        os.environ["LOCAL_RANK"] = str(args.local_rank)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
+# With torchrun, `record` writes a failing rank's exception to the file torchrun reads, so its
+# summary names the rank *and* the cause instead of "To enable traceback see ...".
+@record
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
@@ -69,29 +75,37 @@ def main():
     # work_dir: command line > config > work_dirs/<config name>
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
-    elif cfg.get("work_dir", None) is None:
+    elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join(
-            "./work_dirs", osp.splitext(osp.basename(args.config))[0]
+            './work_dirs', osp.splitext(osp.basename(args.config))[0]
         )
 
     if args.amp:
         enable_amp(cfg)
 
-    if args.resume == "auto":
+    if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    # The config's mistakes, each with its key and fix, before anything is built. Switched
+    # off with --cfg-options default_hooks.config_check=None (also skips the hook's checks).
+    if cfg.get('default_hooks', {}).get('config_check', True) is not None:
+        try:
+            check_config(cfg)
+        except ConfigError as error:
+            sys.exit(f'{args.config}: {error}')
+
     setup_cpu_distributed(cfg)
     runner = (
         Runner.from_cfg(cfg)
-        if "runner_type" not in cfg
+        if 'runner_type' not in cfg
         else RUNNERS.build(cfg)
     )
     runner.train()
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     main()

@@ -24,10 +24,16 @@ default_hooks = dict(
     # progress, losses and ETA every `interval` iterations
     logger=dict(type="LoggerHook", interval=50),
     param_scheduler=dict(type="ParamSchedulerHook"),
-    # `save_best` is set per experiment: 'delta_m' where single-task baselines are configured
+    # `save_best` is set per experiment: 'delta_m' where single-task baselines are configured.
+    # ctal_mm's CheckpointHook: atomic files, exact resume (docs/reliability.md)
     checkpoint=dict(
         type="CheckpointHook", by_epoch=True, interval=10, max_keep_ckpts=3
     ),
     sampler_seed=dict(type="DistSamplerSeedHook"),
     visualization=dict(type="MultiTaskVisualizationHook", interval=50),
+    # docs/reliability.md: config mistakes reported before the first step, non-finite losses
+    # stop training ('skip' skips the step), unreadable samples (skip_unreadable) counted
+    config_check=dict(type="ConfigCheckHook"),
+    non_finite=dict(type="NonFiniteLossHook", on_non_finite="stop"),
+    skipped_samples=dict(type="SkippedSampleHook"),
 )

@@ -1,11 +1,15 @@
 """The base class of ctal_mm's datasets: one image, several task maps per sample."""
 
+import logging
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
 
 from ctal_mm.registry import TRANSFORMS
+
+from .file_io import DataFileError
 
 DATASET_HINT = (
     'Prepare the dataset as docs/dataset_prepare.md describes and point '
@@ -14,6 +18,9 @@ DATASET_HINT = (
     'val_dataloader.dataset.data_root=/path/to/it '
     'test_dataloader.dataset.data_root=/path/to/it'
 )
+# metainfo key of a sample that stands in for unreadable ones (skip_unreadable=True): a list
+# of dict(index, img_path, error); SkippedSampleHook counts them in the main process.
+SKIPPED_KEY = 'skipped_unreadable'
 
 
 def build_pipeline(
@@ -50,6 +57,12 @@ class BaseMultiTaskDataset(BaseDataset):
         pipeline: transforms (configs or callables) applied to each sample.
         metainfo: overrides of ``METAINFO`` entries (e.g. ``palette``).
         serialize_data, lazy_init, test_mode, indices, max_refetch: as mmengine's BaseDataset.
+        skip_unreadable: in training, a sample whose file raises
+            :class:`~ctal_mm.datasets.file_io.DataFileError` (missing, truncated, corrupt) is
+            replaced by another, drawn at random, with a warning naming the file; the sample
+            that stands in carries ``metainfo['skipped_unreadable']`` and SkippedSampleHook
+            reports the count at the end of each epoch. Other errors still stop training.
+            Evaluation never skips (``test_mode=True`` refuses this option).
     """
 
     METAINFO: dict = dict(tasks=(), task_kinds={})
@@ -67,7 +80,15 @@ class BaseMultiTaskDataset(BaseDataset):
         test_mode: bool = False,
         indices: Optional[Union[int, Sequence[int]]] = None,
         max_refetch: int = 1000,
+        skip_unreadable: bool = False,
     ):
+        if skip_unreadable and test_mode:
+            raise ValueError(
+                f'{type(self).__name__}: skip_unreadable=True with '
+                'test_mode=True; evaluation must see every sample. Set '
+                'skip_unreadable only on train_dataloader.dataset.'
+            )
+        self.skip_unreadable = bool(skip_unreadable)
         if split not in self.SPLITS:
             raise ValueError(
                 f'{type(self).__name__}: split={split!r}; expected one of '
@@ -90,6 +111,42 @@ class BaseMultiTaskDataset(BaseDataset):
             lazy_init=lazy_init,
             indices=indices,
             max_refetch=max_refetch,
+        )
+
+    def __getitem__(self, idx: int) -> dict:
+        if not self.skip_unreadable:
+            return super().__getitem__(idx)
+        if not self._fully_initialized:
+            self.full_init()
+        skipped = []
+        for _ in range(self.max_refetch + 1):
+            try:
+                data = self.prepare_data(idx)
+            except DataFileError as error:
+                path = self.get_data_info(idx).get('img_path')
+                skipped.append(
+                    dict(index=idx, img_path=path, error=str(error))
+                )
+                print_log(
+                    f'{type(self).__name__}: skipped unreadable sample {idx} '
+                    f'({path}): {error}',
+                    logger='current',
+                    level=logging.WARNING,
+                )
+                idx = self._rand_another()
+                continue
+            if data is None:  # a transform rejected the sample, as in mmengine
+                idx = self._rand_another()
+                continue
+            if skipped:
+                _mark_skipped(data, skipped)
+            return data
+        raise DataFileError(
+            f'{type(self).__name__}: no usable sample in '
+            f'{self.max_refetch + 1} tries ({len(skipped)} unreadable; '
+            f'skip_unreadable=True, max_refetch={self.max_refetch}); the '
+            f'last error: {skipped[-1]["error"] if skipped else "none"}. '
+            f'{DATASET_HINT}'
         )
 
     @classmethod
@@ -132,3 +189,13 @@ class BaseMultiTaskDataset(BaseDataset):
         raise NotImplementedError(
             f'{type(self).__name__} must implement load_data_list().'
         )
+
+
+def _mark_skipped(data, skipped: list) -> None:
+    """Record on the packed sample which samples it stands in for."""
+    sample = data.get('data_samples') if isinstance(data, dict) else None
+    if sample is not None and hasattr(sample, 'set_metainfo'):
+        previous = list(sample.metainfo.get(SKIPPED_KEY, []))
+        sample.set_metainfo({SKIPPED_KEY: previous + skipped})
+    elif isinstance(data, dict):
+        data[SKIPPED_KEY] = list(data.get(SKIPPED_KEY, [])) + skipped

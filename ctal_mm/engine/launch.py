@@ -1,5 +1,6 @@
 """Turning command-line choices into config changes, shared by tools/train.py and tools/test.py."""
 
+import datetime
 import logging
 import os
 
@@ -7,6 +8,10 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
+
+from .distributed import CPUDistributedDataParallel
+
+CPU_DDP = CPUDistributedDataParallel.__name__
 
 
 def setup_cpu_distributed(cfg: Config) -> None:
@@ -16,47 +21,79 @@ def setup_cpu_distributed(cfg: Config) -> None:
     passes ``device_ids=[LOCAL_RANK]``, which DDP rejects for a CPU module. Without CUDA we create
     the gloo process group ourselves from torchrun's environment (the Runner then skips its own
     initialisation) and wrap the model with ``device_ids=None``. With CUDA nothing changes.
+
+    ``env_cfg.dist_cfg.timeout`` (seconds, as for mmengine's ``init_dist``) bounds how long a
+    collective waits for a rank that stopped answering; torch's default is 30 minutes.
+    Synchronised BatchNorm (``sync_bn='torch'`` or ``SyncBN`` layers in the model), which
+    torch supports on GPU only, is done by
+    :class:`~ctal_mm.engine.distributed.CPUDistributedDataParallel`.
     """
-    if cfg.get("launcher", "none") == "none" or torch.cuda.is_available():
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
         return
     missing = [
         k
-        for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+        for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
         if k not in os.environ
     ]
     if missing:
         raise RuntimeError(
-            f"--launcher {cfg.launcher} on CPU needs the environment torchrun sets; {missing} "
-            "are missing. Start the job with tools/dist_train.sh CONFIG NPROC (torchrun)."
+            f'--launcher {cfg.launcher} on CPU needs the environment torchrun sets; {missing} '
+            'are missing. Start the job with tools/dist_train.sh CONFIG NPROC (torchrun).'
         )
+    dist_cfg = cfg.env_cfg.setdefault('dist_cfg', {})
     if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
-    wrapper = cfg.get("model_wrapper_cfg") or dict(
-        type="MMDistributedDataParallel"
+        timeout = dist_cfg.get('timeout')
+        kwargs = (
+            dict(timeout=datetime.timedelta(seconds=timeout))
+            if timeout is not None
+            else {}
+        )
+        dist.init_process_group(backend='gloo', **kwargs)
+    dist_cfg['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel'
     )
-    wrapper["device_ids"] = None
+    wrapper['device_ids'] = None
+    if wrapper.get('type') in (
+        'MMDistributedDataParallel',
+        CPU_DDP,
+    ) and (cfg.get('sync_bn') or _has_sync_bn(cfg.get('model'))):
+        wrapper['type'] = CPU_DDP
+        wrapper['sync_bn'] = True
+        # else mmengine converts to torch's SyncBatchNorm, which is GPU-only
+        cfg.sync_bn = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def _has_sync_bn(node) -> bool:
+    """Whether a model config asks for SyncBN layers anywhere (e.g. ``norm_cfg``)."""
+    if isinstance(node, dict):
+        return node.get('type') in ('SyncBN', 'MMSyncBN') or any(
+            _has_sync_bn(v) for v in node.values()
+        )
+    if isinstance(node, (list, tuple)):
+        return any(_has_sync_bn(v) for v in node)
+    return False
 
 
 def enable_amp(cfg: Config) -> None:
     """Switch the optimiser wrapper to mixed precision (fp16 + loss scaling on GPU, bf16 on CPU)."""
-    current = cfg.optim_wrapper.get("type", "OptimWrapper")
-    if current in ("AmpOptimWrapper", "AutocastOptimWrapper"):
+    current = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if current in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
         print_log(
-            f"AMP is already enabled in the config ({current}).",
-            logger="current",
+            f'AMP is already enabled in the config ({current}).',
+            logger='current',
             level=logging.WARNING,
         )
         return
-    if current != "OptimWrapper":
+    if current != 'OptimWrapper':
         raise ValueError(
             f'--amp replaces optim_wrapper.type "OptimWrapper", but this config uses "{current}". '
-            "Set a mixed-precision wrapper in the config instead."
+            'Set a mixed-precision wrapper in the config instead.'
         )
     if torch.cuda.is_available():
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.loss_scale = "dynamic"
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
     else:
-        cfg.optim_wrapper.type = "AutocastOptimWrapper"
-        cfg.optim_wrapper.dtype = "bfloat16"
+        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'

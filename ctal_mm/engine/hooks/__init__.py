@@ -1,2 +1,8 @@
-
+from .checkpoint_hook import CheckpointHook  # noqa: F401
+from .config_check_hook import ConfigCheckHook  # noqa: F401
+from .non_finite_loss_hook import (  # noqa: F401
+    NonFiniteLossError,
+    NonFiniteLossHook,
+)
+from .skipped_sample_hook import SkippedSampleHook  # noqa: F401
 from .visualization_hook import MultiTaskVisualizationHook  # noqa: F401

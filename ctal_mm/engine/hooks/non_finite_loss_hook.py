@@ -1,0 +1,250 @@
+"""Stop at the first non-finite loss, naming the task and term, or skip such steps."""
+
+from typing import Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapperDict
+
+from ctal_mm.registry import HOOKS
+
+MODES = ('stop', 'skip')
+SKIPPED_INFO = (
+    'non_finite_skipped_steps'  # message hub key, saved in checkpoints
+)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training loss was NaN or infinite (``on_non_finite='stop'``)."""
+
+
+def describe_term(key: str) -> str:
+    """``'final.depth.loss'`` -> ``"final.depth.loss (task 'depth', final loss)"``."""
+    parts = key.split('.')
+    if len(parts) == 3 and parts[2] == 'loss':
+        return f"{key} (task '{parts[1]}', {parts[0]} loss)"
+    return key
+
+
+def _terms(losses: dict) -> Dict[str, List[torch.Tensor]]:
+    # The terms mmengine's BaseModel.parse_losses sums into the total: keys containing 'loss'.
+    terms = {}
+    for key, value in losses.items():
+        if 'loss' not in key:
+            continue
+        values = [value] if isinstance(value, torch.Tensor) else list(value)
+        terms[key] = [v.detach() for v in values]
+    return terms
+
+
+def _optimizers(optim_wrapper) -> List[torch.optim.Optimizer]:
+    if isinstance(optim_wrapper, OptimWrapperDict):
+        return [w.optimizer for w in optim_wrapper.optim_wrappers.values()]
+    return [optim_wrapper.optimizer]
+
+
+def _batch_names(args, kwargs) -> str:
+    samples = kwargs.get('data_samples')
+    if samples is None and len(args) > 1:
+        samples = args[1]
+    names = []
+    for sample in samples or []:
+        meta = getattr(sample, 'metainfo', {})
+        names.append(
+            str(meta.get('img_path') or f'sample {meta.get("sample_idx")}')
+        )
+    if not names:
+        return ''
+    shown = ', '.join(names[:4]) + (' ...' if len(names) > 4 else '')
+    return f' The batch (this rank): {shown}.'
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Checks every training loss before the optimizer step uses it.
+
+    The total loss is the sum of the model's loss terms (``'<stage>.<task>.loss'``); when it
+    is NaN or infinite (on any rank), the terms at fault are named, e.g.
+    ``final.depth.loss (task 'depth', final loss) = inf``, and:
+
+    * ``on_non_finite='stop'`` (default): training stops with :class:`NonFiniteLossError`
+      before the step is applied, so the weights and the last checkpoint stay good;
+    * ``on_non_finite='skip'``: the step is not applied (the optimizer sees no gradient, so
+      weights and optimizer state are unchanged; the learning-rate schedule moves on), a
+      warning is logged, and the count is logged at the end of each epoch and kept in the
+      message hub (``non_finite_skipped_steps``, saved in checkpoints). With gradient
+      accumulation the whole accumulated step is skipped.
+
+    In distributed training the verdict is shared (one small all-reduce per iteration), so
+    every rank stops, or skips, together.
+
+    Args:
+        on_non_finite: ``'stop'`` or ``'skip'``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, on_non_finite: str = 'stop'):
+        if on_non_finite not in MODES:
+            raise ValueError(
+                f'NonFiniteLossHook: on_non_finite={on_non_finite!r}; expected '
+                f'one of {MODES} (default_hooks.non_finite.on_non_finite).'
+            )
+        self.on_non_finite = on_non_finite
+        self._handles = []
+        self._pending_skip = set()
+        self._runner = None
+        self.skipped_in_epoch = 0
+
+    # ----------------------------------------------------------------- wiring
+    def before_train(self, runner) -> None:
+        self._runner = runner
+        model = (
+            runner.model.module
+            if is_model_wrapper(runner.model)
+            else runner.model
+        )
+        # A forward hook sees the loss dict of every training step, under any model wrapper
+        # and before parse_losses and the optimizer; no train_step is overridden.
+        self._handles.append(
+            model.register_forward_hook(self._check, with_kwargs=True)
+        )
+        if self.on_non_finite == 'skip':
+            for optimizer in _optimizers(runner.optim_wrapper):
+                self._handles.append(
+                    optimizer.register_step_pre_hook(self._drop_gradients)
+                )
+
+    def after_train(self, runner) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        total = runner.message_hub.get_info(SKIPPED_INFO, 0)
+        if total:
+            runner.logger.warning(
+                f'{total} training step(s) were skipped for a non-finite loss.'
+            )
+
+    def before_train_epoch(self, runner) -> None:
+        self.skipped_in_epoch = 0
+
+    def after_train_epoch(self, runner) -> None:
+        if self.skipped_in_epoch:
+            total = runner.message_hub.get_info(SKIPPED_INFO, 0)
+            runner.logger.warning(
+                f'Epoch {runner.epoch + 1}: skipped {self.skipped_in_epoch} '
+                f'step(s) with a non-finite loss ({total} in this run).'
+            )
+
+    # ----------------------------------------------------------------- checks
+    def _check(self, module, args, kwargs, output):
+        if (
+            kwargs.get('mode') != 'loss'
+            or not module.training
+            or not isinstance(output, dict)
+        ):
+            return None
+        terms = _terms(output)
+        if not terms:
+            return None
+        flags = [
+            not all(bool(torch.isfinite(v).all()) for v in values)
+            for values in terms.values()
+        ]
+        total = sum(v.float().mean() for vs in terms.values() for v in vs)
+        flags.append(not bool(torch.isfinite(total)))
+        local = torch.tensor(flags, dtype=torch.float32)
+        shared = local
+        if dist.is_available() and dist.is_initialized():
+            device = next(iter(terms.values()))[0].device
+            shared = local.to(device)
+            dist.all_reduce(shared, op=dist.ReduceOp.MAX)
+            shared = shared.cpu()
+        if not bool(shared.any()):
+            return None
+        message = self._describe(terms, local, shared, total, args, kwargs)
+        if self.on_non_finite == 'stop':
+            raise NonFiniteLossError(message + self._stop_advice())
+        return self._skip(output, message)
+
+    def _stop_advice(self) -> str:
+        last = None
+        if self._runner is not None:
+            last = self._runner.message_hub.get_info('last_ckpt')
+        return (
+            ' Training stopped before applying this step; the last '
+            f'checkpoint is {last or "(none saved yet)"}. Fix: lower '
+            'optim_wrapper.optimizer.lr, clip gradients '
+            '(optim_wrapper.clip_grad=dict(max_norm=...)), check the files '
+            "of this batch, or set default_hooks.non_finite.on_non_finite='skip'"
+            ' to skip such steps, then resume with --resume.'
+        )
+
+    def _describe(self, terms, local, shared, total, args, kwargs) -> str:
+        runner = self._runner
+        bad = []
+        for index, (key, values) in enumerate(terms.items()):
+            if not shared[index]:
+                continue
+            if local[index]:
+                value = sum(v.float().mean() for v in values)
+                bad.append(f'{describe_term(key)} = {float(value)}')
+            else:
+                bad.append(
+                    f'{describe_term(key)} (non-finite on another rank)'
+                )
+        if not bad:  # finite terms whose sum overflowed
+            bad.append(f'the sum of the terms = {float(total)}')
+        where = (
+            f'iteration {runner.iter + 1} (epoch {runner.epoch + 1})'
+            if runner is not None
+            else 'this iteration'
+        )
+        return (
+            f'Non-finite total loss at {where}: '
+            + '; '.join(bad)
+            + '.'
+            + _batch_names(args, kwargs)
+        )
+
+    def _skip(self, output: dict, message: str) -> dict:
+        runner = self._runner
+        self._pending_skip = {id(o) for o in _optimizers(runner.optim_wrapper)}
+        self.skipped_in_epoch += 1
+        total = runner.message_hub.get_info(SKIPPED_INFO, 0) + 1
+        runner.message_hub.update_info(SKIPPED_INFO, total)
+        runner.logger.warning(
+            f'{message} Skipped this step ({total} so far); set '
+            "default_hooks.non_finite.on_non_finite='stop' to stop instead."
+        )
+
+        # The logged terms read 0 for this step rather than NaN, which would otherwise
+        # stay in the smoothed log values for a whole window. The step is dropped anyway.
+        def finite(value):
+            return torch.where(
+                torch.isfinite(value), value, torch.zeros_like(value)
+            )
+
+        return {
+            key: (
+                finite(value)
+                if isinstance(value, torch.Tensor)
+                else [finite(v) for v in value]
+            )
+            if 'loss' in key
+            else value
+            for key, value in output.items()
+        }
+
+    def _drop_gradients(self, optimizer, args, kwargs) -> Optional[tuple]:
+        # torch optimizers leave parameters without a gradient untouched (no update, no
+        # momentum or weight decay, no step count): the step becomes a no-op.
+        if id(optimizer) not in self._pending_skip:
+            return None
+        self._pending_skip.discard(id(optimizer))
+        for group in optimizer.param_groups:
+            for param in group['params']:
+                param.grad = None
+        return None

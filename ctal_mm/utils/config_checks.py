@@ -1,0 +1,615 @@
+"""Config checks run before training starts; each problem names its config key and the fix.
+
+:func:`check_config` needs only the config (tools/train.py runs it before building anything);
+:func:`check_runner` also probes the built model with one real sample of each built dataloader
+(ConfigCheckHook runs it in ``before_run``, so Python-API users get it too). Both collect every
+problem and raise one :class:`ConfigError` listing them all:
+
+* unknown registry types, with the registered names closest to them;
+* ``model.tasks`` against the datasets: tasks they do not provide, kinds they store differently,
+  class counts that disagree with their METAINFO, channel counts a kind cannot have;
+* losses and metrics that do not fit their task's kind (a depth loss on a segmentation task),
+  metrics for tasks the model does not predict, ``num_classes`` of segmentation metrics;
+* (runner only) input sizes the CTAL affinity module was not built for, in training and in
+  validation, found by running the backbone on one sample of each loader.
+"""
+
+import difflib
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import FUNCTIONS, Registry
+
+from ctal_mm.registry import (
+    DATA_SAMPLERS,
+    DATASETS,
+    EVALUATOR,
+    HOOKS,
+    LOG_PROCESSORS,
+    LOOPS,
+    METRICS,
+    MODEL_WRAPPERS,
+    MODELS,
+    OPTIM_WRAPPER_CONSTRUCTORS,
+    OPTIM_WRAPPERS,
+    OPTIMIZERS,
+    PARAM_SCHEDULERS,
+    TRANSFORMS,
+    VISBACKENDS,
+    VISUALIZERS,
+    WEIGHT_INITIALIZERS,
+)
+
+# Which task kinds ctal_mm's losses and metrics are written for (see their docstrings). Types
+# not listed here (e.g. mmseg's losses) are not checked.
+LOSS_KINDS: Dict[str, Tuple[str, ...]] = {
+    'MTCrossEntropyLoss': ('segmentation', 'edge', 'saliency'),
+    'MaskedL1DepthLoss': ('depth',),
+    'NormalsLoss': ('normals',),
+    'BalancedBCEEdgeLoss': ('edge', 'saliency'),
+    'BalancedSaliencyLoss': ('saliency', 'edge'),
+}
+METRIC_KINDS: Dict[str, Tuple[str, ...]] = {
+    'SegmentationMetric': ('segmentation',),
+    'DepthMetric': ('depth',),
+    'NormalsMetric': ('normals',),
+    'SaliencyMetric': ('saliency',),
+    'EdgeMetric': ('edge',),
+}
+# Output channels a head of each kind may have; segmentation: the dataset's class count.
+KIND_CHANNELS: Dict[str, Tuple[int, ...]] = {
+    'depth': (1,),
+    'normals': (3,),
+    'edge': (1,),
+    'saliency': (1, 2),
+}
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+class ConfigError(ValueError):
+    """The config has problems that would stop (or silently spoil) training.
+
+    Attributes:
+        problems: one message per problem, each naming the config key and the fix.
+    """
+
+    def __init__(self, problems: List[str], source: Optional[str] = None):
+        self.problems = list(problems)
+        where = f' ({source})' if source else ''
+        lines = [f'{len(self.problems)} problem(s) in the config{where}:']
+        lines += [f'  {i}. {p}' for i, p in enumerate(self.problems, 1)]
+        super().__init__('\n'.join(lines))
+
+
+# --------------------------------------------------------------------- registry types
+def _names(registry: Registry) -> List[str]:
+    names = []
+    while registry is not None:
+        names.extend(registry.module_dict)
+        registry = registry.parent
+    return sorted(set(names))
+
+
+def close_names(registry: Registry, name: str, count: int = 5) -> List[str]:
+    """The registered names (this registry and its parents) closest to ``name``."""
+    candidates = _names(registry)
+    if '.' in name:  # 'mmpretrain.SwinTransformerV2': look in that scope too
+        scope = name.split('.', 1)[0]
+        child = registry._get_root_registry()._search_child(scope)
+        if child is not None:
+            candidates += [f'{scope}.{n}' for n in child.module_dict]
+    lower = {c.lower(): c for c in candidates}
+    matches = difflib.get_close_matches(
+        name.lower(), list(lower), n=count, cutoff=0.6
+    )
+    return [lower[m] for m in matches]
+
+
+def _lookup(registry: Registry, name: str):
+    try:
+        return registry.get(name)
+    except Exception:  # e.g. a scope whose package is not installed
+        return None
+
+
+def unknown_type_message(registry: Registry, key: str, name: str) -> str:
+    """What to say about ``key: type=name`` that ``registry`` does not know."""
+    close = close_names(registry, name)
+    hint = (
+        f' Did you mean {", ".join(repr(c) for c in close)}?' if close else ''
+    )
+    return (
+        f'{key}: type={name!r} is not a registered {registry.name} '
+        "(searched scope 'ctal_mm' and its parents mmseg, mmengine)."
+        f'{hint} Correct the type, or import the module that registers it '
+        "with custom_imports=dict(imports=['my_package.my_module'])."
+    )
+
+
+# A rule maps the name of a nested entry to (registry, rule) of what it builds, or None when
+# it holds arguments rather than a component.
+Rule = Callable[[str], Optional[Tuple[Registry, 'Rule']]]
+
+
+def _leaf(name: str):
+    return None
+
+
+def _same(registry: Registry) -> Rule:
+    def rule(name: str):
+        return registry, rule
+
+    return rule
+
+
+def _model_rule(name: str):
+    if name == 'init_cfg':
+        return WEIGHT_INITIALIZERS, _leaf
+    return MODELS, _model_rule
+
+
+def _dataset_rule(name: str):
+    if name == 'pipeline':
+        return TRANSFORMS, _same(TRANSFORMS)
+    if name in ('dataset', 'datasets'):
+        return DATASETS, _dataset_rule
+    return None
+
+
+def _loader_rule(name: str):
+    if name == 'dataset':
+        return DATASETS, _dataset_rule
+    if name in ('sampler', 'batch_sampler'):
+        return DATA_SAMPLERS, _leaf
+    if name in ('collate_fn', 'worker_init_fn'):
+        return FUNCTIONS, _leaf
+    return None
+
+
+def _optim_rule(name: str):
+    return (OPTIMIZERS, _leaf) if name == 'optimizer' else None
+
+
+def _visualizer_rule(name: str):
+    return (VISBACKENDS, _leaf) if name == 'vis_backends' else None
+
+
+def _hooks_rule(name: str):
+    return HOOKS, _leaf
+
+
+SECTIONS: Dict[str, Tuple[Optional[Registry], Rule]] = {
+    'model': (MODELS, _model_rule),
+    'train_dataloader': (None, _loader_rule),
+    'val_dataloader': (None, _loader_rule),
+    'test_dataloader': (None, _loader_rule),
+    'val_evaluator': (METRICS, _same(METRICS)),
+    'test_evaluator': (METRICS, _same(METRICS)),
+    'optim_wrapper': (OPTIM_WRAPPERS, _optim_rule),
+    'param_scheduler': (PARAM_SCHEDULERS, _leaf),
+    'default_hooks': (None, _hooks_rule),
+    'custom_hooks': (HOOKS, _leaf),
+    'train_cfg': (LOOPS, _leaf),
+    'val_cfg': (LOOPS, _leaf),
+    'test_cfg': (LOOPS, _leaf),
+    'visualizer': (VISUALIZERS, _visualizer_rule),
+    'log_processor': (LOG_PROCESSORS, _leaf),
+    'model_wrapper_cfg': (MODEL_WRAPPERS, _leaf),
+}
+
+
+def _check_types(
+    node, registry: Optional[Registry], key: str, rule: Rule
+) -> Iterator[str]:
+    if isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _check_types(item, registry, f'{key}[{i}]', rule)
+        return
+    if not isinstance(node, Mapping):
+        return
+    kind = node.get('type')
+    if registry is not None and isinstance(kind, str):
+        if kind == 'Evaluator' and registry is METRICS:
+            registry = EVALUATOR
+        if _lookup(registry, kind) is None:
+            yield unknown_type_message(registry, f'{key}.type', kind)
+    for name, child in node.items():
+        nested = (
+            (METRICS, _same(METRICS))
+            if registry is EVALUATOR and name == 'metrics'
+            else rule(name)
+        )
+        if name != 'type' and nested is not None:
+            yield from _check_types(
+                child, nested[0], f'{key}.{name}', nested[1]
+            )
+
+
+def check_registry_types(cfg: Config) -> List[str]:
+    """Every ``type=`` the Runner will build, resolved in its registry (ctal_mm's scope)."""
+    problems = []
+    for section, (registry, rule) in SECTIONS.items():
+        if cfg.get(section) is not None:
+            problems.extend(
+                _check_types(cfg[section], registry, section, rule)
+            )
+    wrapper = cfg.get('optim_wrapper')
+    constructor = (
+        wrapper.get('constructor') if isinstance(wrapper, Mapping) else None
+    )
+    if isinstance(constructor, str):
+        if _lookup(OPTIM_WRAPPER_CONSTRUCTORS, constructor) is None:
+            problems.append(
+                unknown_type_message(
+                    OPTIM_WRAPPER_CONSTRUCTORS,
+                    'optim_wrapper.constructor',
+                    constructor,
+                )
+            )
+    return problems
+
+
+# --------------------------------------------------------------------- tasks and data
+def _dataset_cfg(cfg: Config, loader: str) -> Optional[dict]:
+    node = cfg.get(loader)
+    if not isinstance(node, Mapping):
+        return None
+    dataset = node.get('dataset')
+    return dataset if isinstance(dataset, Mapping) else None
+
+
+def _innermost(dataset_cfg: Mapping) -> Mapping:
+    # dataset wrappers (RepeatDataset, ClassBalancedDataset) hold the dataset in 'dataset'
+    while isinstance(dataset_cfg.get('dataset'), Mapping):
+        dataset_cfg = dataset_cfg['dataset']
+    return dataset_cfg
+
+
+def build_dataset_meta(cfg: Config, loader: str) -> Optional[dict]:
+    """The metainfo of ``cfg[loader].dataset``, built without reading its files (lazy_init).
+
+    None when the config has no such dataset, it is not a ctal_mm multitask dataset, or it
+    cannot be built now (the Runner will report why).
+    """
+    dataset_cfg = _dataset_cfg(cfg, loader)
+    if dataset_cfg is None:
+        return None
+    inner = dict(_innermost(dataset_cfg))
+    dataset_cls = _lookup(DATASETS, inner.get('type', ''))
+    if dataset_cls is None or 'tasks' not in getattr(
+        dataset_cls, 'METAINFO', {}
+    ):
+        return None
+    inner['lazy_init'] = True
+    inner['pipeline'] = []  # the pipeline plays no part in the metainfo
+    try:
+        dataset = DATASETS.build(inner)
+    except Exception:
+        return None
+    return dict(dataset.metainfo, _type=inner['type'])
+
+
+def _class_key(task: str) -> str:
+    return 'classes' if task == 'semseg' else f'{task}_classes'
+
+
+def check_tasks(spec: Mapping, meta: Mapping, loader: str) -> List[str]:
+    """``model.tasks`` (parsed) against the metainfo of ``loader``'s dataset."""
+    problems = []
+    key = f'{loader}.dataset'
+    provided = list(meta.get('tasks', ()))
+    kinds = meta.get('task_kinds', {})
+    dataset = meta.get('_type', 'the dataset')
+    for task, task_cfg in spec.items():
+        if task not in provided:
+            problems.append(
+                f'model.tasks.{task}: {key} ({dataset}) does not provide task '
+                f"'{task}'; it loads {provided}. Add '{task}' to {key}.tasks "
+                f'if {dataset} has it, or remove model.tasks.{task} (and its '
+                'metric).'
+            )
+            continue
+        if kinds.get(task) not in (None, task_cfg['kind']):
+            problems.append(
+                f"model.tasks.{task}.kind='{task_cfg['kind']}' but {key} "
+                f"({dataset}) stores '{task}' as kind '{kinds[task]}'. Set "
+                f"model.tasks.{task}.kind='{kinds[task]}'."
+            )
+            continue
+        channels = task_cfg['channels']
+        if task_cfg['kind'] == 'segmentation':
+            classes = meta.get(_class_key(task))
+            if classes is not None and channels != len(classes):
+                problems.append(
+                    f'model.tasks.{task}.channels={channels} but {key} '
+                    f'({dataset}) has {len(classes)} {task} classes '
+                    f"(METAINFO['{_class_key(task)}']: "
+                    f'{_few(classes)}). Set model.tasks.{task}.channels='
+                    f'{len(classes)}, or choose the dataset whose classes you '
+                    'mean.'
+                )
+    return problems
+
+
+def _few(items, count: int = 4) -> str:
+    items = list(items)
+    more = f', ... ({len(items)} in all)' if len(items) > count else ''
+    return ', '.join(map(str, items[:count])) + more
+
+
+def check_kinds(spec: Mapping) -> List[str]:
+    """Channels, and losses for a task kind that does not fit them."""
+    problems = []
+    for task, task_cfg in spec.items():
+        kind = task_cfg['kind']
+        allowed = KIND_CHANNELS.get(kind)
+        if allowed is not None and task_cfg['channels'] not in allowed:
+            problems.append(
+                f'model.tasks.{task}.channels={task_cfg["channels"]}; a {kind} '
+                f'head predicts {" or ".join(map(str, allowed))} channel(s). '
+                f'Set model.tasks.{task}.channels={allowed[-1]}.'
+            )
+        loss = task_cfg.get('loss') or {}
+        loss_type = loss.get('type') if isinstance(loss, Mapping) else None
+        fits = LOSS_KINDS.get(str(loss_type).split('.')[-1])
+        if fits is not None and kind not in fits:
+            suited = [name for name, ks in LOSS_KINDS.items() if kind in ks]
+            problems.append(
+                f'model.tasks.{task}.loss: {loss_type} is a loss for '
+                f"{' / '.join(fits)} tasks, but '{task}' is a {kind} task. "
+                f'Use {" or ".join(suited)} (or set model.tasks.{task}.kind).'
+            )
+    return problems
+
+
+def _task_metrics(evaluator) -> Iterator[Tuple[str, str, Mapping]]:
+    """(key, task, metric cfg) of every per-task metric in an evaluator config."""
+    if isinstance(evaluator, (list, tuple)):
+        for i, item in enumerate(evaluator):
+            for key, task, metric in _task_metrics(item):
+                yield key.replace('@', f'[{i}]', 1), task, metric
+        return
+    if not isinstance(evaluator, Mapping):
+        return
+    if evaluator.get('type') == 'Evaluator':
+        yield from _task_metrics(evaluator.get('metrics'))
+        return
+    for task, metric in (evaluator.get('task_metrics') or {}).items():
+        if isinstance(metric, Mapping):
+            yield f'@.task_metrics.{task}', task, metric
+    if str(evaluator.get('type')).split('.')[-1] in METRIC_KINDS:
+        task = evaluator.get('task')
+        if task is not None:
+            yield '@', task, evaluator
+
+
+def check_metrics(cfg: Config, spec: Mapping, metas: Mapping) -> List[str]:
+    """Per-task metrics: predicted tasks only, fitting kinds, class counts."""
+    problems = []
+    for section in ('val_evaluator', 'test_evaluator'):
+        loader = section.replace('evaluator', 'dataloader')
+        meta = metas.get(loader) or {}
+        for key, task, metric in _task_metrics(cfg.get(section)):
+            key = key.replace('@', section, 1)
+            metric_type = str(metric.get('type')).split('.')[-1]
+            if task not in spec:
+                problems.append(
+                    f"{key}: the model does not predict '{task}' (model.tasks: "
+                    f'{list(spec)}). Remove this metric or add the task to '
+                    'model.tasks.'
+                )
+                continue
+            kind = spec[task]['kind']
+            fits = METRIC_KINDS.get(metric_type)
+            if fits is not None and kind not in fits:
+                suited = [n for n, ks in METRIC_KINDS.items() if kind in ks]
+                problems.append(
+                    f'{key}: {metric_type} scores {" / ".join(fits)} tasks, but '
+                    f"'{task}' is a {kind} task. Use {' or '.join(suited)}."
+                )
+                continue
+            classes = meta.get(_class_key(task))
+            if (
+                metric_type == 'SegmentationMetric'
+                and classes is not None
+                and metric.get('num_classes', 13) != len(classes)
+            ):
+                problems.append(
+                    f'{key}.num_classes={metric.get("num_classes", 13)} but '
+                    f'{loader}.dataset has {len(classes)} {task} classes. Set '
+                    f'{key}.num_classes={len(classes)}.'
+                )
+    return problems
+
+
+def task_spec_problems(cfg: Config) -> Tuple[Optional[Mapping], List[str]]:
+    """``model.tasks`` parsed as the model will parse it, or the reason it cannot be."""
+    from ctal_mm.models.multitask_model import parse_task_spec
+
+    model = cfg.get('model')
+    if not isinstance(model, Mapping) or 'tasks' not in model:
+        return None, []
+    try:
+        return parse_task_spec(model['tasks']), []
+    except (KeyError, ValueError) as error:
+        message = error.args[0] if error.args else str(error)
+        return None, [f'model.tasks: {message}']
+
+
+def _static_problems(cfg: Config, metas: Mapping) -> List[str]:
+    problems = check_registry_types(cfg)
+    if problems:  # the checks below build datasets: their types must exist
+        return problems
+    spec, problems = task_spec_problems(cfg)
+    if spec is None:
+        return problems
+    problems += check_kinds(spec)
+    for loader, meta in metas.items():
+        if meta is not None:
+            problems += check_tasks(spec, meta, loader)
+    problems += check_metrics(cfg, spec, metas)
+    return problems
+
+
+def check_config(
+    cfg: Config,
+    loaders: Tuple[str, ...] = ('train_dataloader', 'val_dataloader'),
+) -> None:
+    """Check ``cfg`` without building the model or reading data files.
+
+    Args:
+        cfg: the merged config (after ``--cfg-options``).
+        loaders: the dataloaders whose datasets the run will use.
+
+    Raises:
+        ConfigError: listing every problem found.
+    """
+    problems = check_registry_types(cfg)
+    if problems:  # building the datasets needs their types
+        raise ConfigError(problems, cfg.filename)
+    metas = {loader: build_dataset_meta(cfg, loader) for loader in loaders}
+    problems = _static_problems(cfg, metas)
+    if problems:
+        raise ConfigError(problems, cfg.filename)
+
+
+# --------------------------------------------------------------------- input size probe
+class _ProbeDone(Exception):
+    """Raised by the probe's pre-hook once every affinity module has seen its input."""
+
+
+def _affinity_modules(model: torch.nn.Module) -> Dict[str, torch.nn.Module]:
+    # duck-typed: any module built for one feature size that can say whether an input fits
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if callable(getattr(module, 'check_size', None))
+        and getattr(module, 'feature_size', None) is not None
+    }
+
+
+def probe_input_size(
+    model: torch.nn.Module, dataloader, loader: str, training: bool
+) -> List[str]:
+    """Run one sample of ``dataloader`` through the data preprocessor and the model up to its
+    affinity module(s); report inputs those modules were not built for."""
+    modules = _affinity_modules(model)
+    if not modules:
+        return []
+    dataset = dataloader.dataset
+    sample = dataset[0]
+    batch = dataloader.collate_fn([sample])
+    problems, seen = [], set()
+
+    def pre_hook(module, args):
+        name = next(n for n, m in modules.items() if m is module)
+        features = args[0]
+        first = (
+            next(iter(features.values()))
+            if isinstance(features, Mapping)
+            else features
+        )
+        try:
+            module.check_size(first)
+        except ValueError as error:
+            problems.append(
+                _size_problem(name, module, first, inputs, loader, error)
+            )
+        seen.add(name)
+        if len(seen) == len(modules):
+            raise _ProbeDone
+
+    handles = [m.register_forward_pre_hook(pre_hook) for m in modules.values()]
+    was_training = model.training
+    model.eval()  # no BN statistics are updated by the probe
+    try:
+        with torch.no_grad():
+            data = model.data_preprocessor(batch, training)
+            inputs = data['inputs']
+            try:
+                model(inputs, data.get('data_samples'), mode='tensor')
+            except _ProbeDone:
+                pass
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return problems
+
+
+def _size_problem(name, module, features, inputs, loader, error) -> str:
+    fh, fw = module.feature_size
+    h, w = features.shape[-2:]
+    H, W = inputs.shape[-2:]
+    stride_h, stride_w = H / h, W / w
+    need = (round(fh * stride_h), round(fw * stride_w))
+    return (
+        f'model.{name}.feature_size={tuple(module.feature_size)} but '
+        f'{loader} gives {H}x{W} inputs (after the data preprocessor), '
+        f'which the model turns into {h}x{w} features (stride '
+        f'{stride_h:g}). Set model.{name}.feature_size=({h}, {w}), or make '
+        f'{loader}.dataset.pipeline (crop / pad size) and model.data_preprocessor '
+        f'(size) give {need[0]}x{need[1]} inputs.'
+    )
+
+
+def _built_loaders(runner) -> Dict[str, object]:
+    # the loops the current runner.train()/val()/test() has built; building others (through
+    # the runner's properties) would read data the run does not use
+    from mmengine.runner import BaseLoop
+
+    loaders = {}
+    for loader, attr in (
+        ('train_dataloader', '_train_loop'),
+        ('val_dataloader', '_val_loop'),
+        ('test_dataloader', '_test_loop'),
+    ):
+        loop = getattr(runner, attr, None)
+        if isinstance(loop, BaseLoop):
+            loaders[loader] = loop.dataloader
+    return loaders
+
+
+def check_runner(runner, probe_sizes: bool = True) -> None:
+    """:func:`check_config` on ``runner.cfg`` with the built datasets, plus the input-size
+    probe of the built model.
+
+    Raises:
+        ConfigError: listing every problem found.
+    """
+    from mmengine.model import is_model_wrapper
+
+    cfg = runner.cfg
+    loaders = _built_loaders(runner)
+    metas = {}
+    for loader, dataloader in loaders.items():
+        meta = getattr(dataloader.dataset, 'metainfo', None)
+        if meta is not None and 'tasks' in meta:
+            metas[loader] = dict(meta, _type=type(dataloader.dataset).__name__)
+    problems = _static_problems(cfg, metas)
+    if not problems and probe_sizes:
+        model = (
+            runner.model.module
+            if is_model_wrapper(runner.model)
+            else runner.model
+        )
+        for loader, dataloader in loaders.items():
+            problems += probe_input_size(
+                model,
+                dataloader,
+                loader,
+                training=loader == 'train_dataloader',
+            )
+    if problems:
+        raise ConfigError(problems, cfg.filename)
+
+
+__all__ = [
+    'ConfigError',
+    'check_config',
+    'check_runner',
+    'check_registry_types',
+    'close_names',
+    'unknown_type_message',
+]
