@@ -214,7 +214,9 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
                 raise ValueError(
                     f'{sample.metainfo.get("img_path")}: gt_{task} is '
                     f'{tuple(gt.shape[-2:])} but the image is {tuple(shape)}; '
-                    'every task map must follow the image through the pipeline.'
+                    'every task map must follow the image through the '
+                    'training pipeline (loading annotations after a resize '
+                    'is for test pipelines only).'
                 )
             kind = get_task_kind(task, kinds)
             sample.set_gt(task, F.pad(gt, padding, value=kind.ignore_value))

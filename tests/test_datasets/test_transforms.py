@@ -289,6 +289,6 @@ def test_pack_gives_tensors_in_the_convention_and_meta():
     assert 'padding_size' not in meta
     results['gt_depth'] = results['gt_depth'][:4]
     with pytest.raises(
-        ValueError, match=r'gt_depth is \(4, 6\) but the image is \(5, 6\)'
+        ValueError, match=r'gt_depth is \(4, 6\) but should be \(5, 6\)'
     ):
         PackMultiTaskInputs()(results)

@@ -95,12 +95,15 @@ def _train_one_iteration(cfg, work_dir):
     return runner
 
 
-def test_nyuv2_real_layout_trains_and_validates(data_roots, tmp_path):
+@pytest.mark.parametrize('name,feature_size', [
+    ('ctal_hrnet18s_1xb8-200e_nyuv2-288x384.py', (16, 16)),  # the 64x64 fixture
+    ('ctal_hrnet18s_1xb2-200e_nyuv2-576x768.py', (32, 32)),  # upsampled x2
+])
+def test_nyuv2_real_layout_trains_and_validates(name, feature_size, data_roots, tmp_path):
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'ctal',
-                                   'ctal_hrnet18s_1xb8-200e_nyuv2-288x384.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'ctal', name))
     _point_at(cfg, data_roots)
-    cfg.model.decoder.affinity.feature_size = (16, 16)  # the 64x64 fixture
+    cfg.model.decoder.affinity.feature_size = feature_size
     runner = _train_one_iteration(cfg, tmp_path)
     assert runner.iter == 1
     metrics = runner.val_loop.run()

@@ -56,12 +56,15 @@ class PackMultiTaskInputs(BaseTransform):
                 continue
             kind = get_task_kind(task, kinds)
             gt = np.asarray(results[key])
-            if gt.shape[:2] != (height, width):
+            expected = (height, width)
+            if results.get('gt_at_ori_shape'):
+                expected = tuple(results['ori_shape'][:2])
+            if gt.shape[:2] != expected:
                 raise ValueError(
                     f'{results.get("img_path")}: {key} is {gt.shape[:2]} but '
-                    f'the image is {(height, width)}; a transform moved one '
-                    'without the other (register it as a ctal_mm multitask '
-                    'transform).'
+                    f'should be {expected} (the image is {(height, width)}); '
+                    'a transform moved one without the other (register it '
+                    'as a ctal_mm multitask transform).'
                 )
             gt = gt[..., None] if gt.ndim == 2 else gt
             tensor = torch.from_numpy(

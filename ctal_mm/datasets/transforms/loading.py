@@ -290,6 +290,11 @@ class LoadMultiTaskAnnotations(BaseTransform):
             results[f'gt_{task}'] = gt
             loaded[task] = kind_name
         results['task_kinds'] = loaded
+        # Loaded after a resize of the image (MMSegmentation's test pipelines
+        # do this): the maps stay at the original size, where the resized
+        # predictions are scored. PackMultiTaskInputs accepts them then.
+        img_shape = tuple(results.get('img_shape', shape))[:2]
+        results['gt_at_ori_shape'] = img_shape != shape
         return results
 
     def __repr__(self) -> str:
