@@ -7,6 +7,7 @@ The same flags as MMSegmentation's tools/test.py. ``--show-dir`` writes one pane
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
@@ -14,6 +15,7 @@ from mmengine.runner import Runner
 from ctal_mm.engine.launch import setup_cpu_distributed
 from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
+from ctal_mm.utils.config_checks import ConfigError, check_config
 
 
 def parse_args():
@@ -115,6 +117,13 @@ def main():
         cfg.test_evaluator.append(
             dict(type='DumpResults', out_file_path=args.out)
         )
+
+    # as in tools/train.py: the config's mistakes before anything is built
+    if cfg.get('default_hooks', {}).get('config_check', True) is not None:
+        try:
+            check_config(cfg, loaders=('test_dataloader',))
+        except ConfigError as error:
+            sys.exit(str(error))
 
     setup_cpu_distributed(cfg)
     runner = (

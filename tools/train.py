@@ -96,7 +96,7 @@ def main():
         try:
             check_config(cfg)
         except ConfigError as error:
-            sys.exit(f'{args.config}: {error}')
+            sys.exit(str(error))
 
     setup_cpu_distributed(cfg)
     runner = (

@@ -300,14 +300,21 @@ def check_tasks(spec: Mapping, meta: Mapping, loader: str) -> List[str]:
     key = f'{loader}.dataset'
     provided = list(meta.get('tasks', ()))
     kinds = meta.get('task_kinds', {})
-    dataset = meta.get('_type', 'the dataset')
+    dataset = meta.get('_type')
     for task, task_cfg in spec.items():
         if task not in provided:
+            dataset_cls = _lookup(DATASETS, dataset) if dataset else None
+            offered = getattr(dataset_cls, 'METAINFO', {}).get('tasks', ())
+            fix = (
+                f"Add '{task}' to {key}.tasks ({dataset} has it)"
+                if task in offered
+                else f"{dataset} has no '{task}' (it has {list(offered)}): "
+                'use a dataset that has it'
+            )
             problems.append(
                 f'model.tasks.{task}: {key} ({dataset}) does not provide task '
-                f"'{task}'; it loads {provided}. Add '{task}' to {key}.tasks "
-                f'if {dataset} has it, or remove model.tasks.{task} (and its '
-                'metric).'
+                f"'{task}'; it loads {provided}. {fix}, or remove "
+                f'model.tasks.{task} (and its metric).'
             )
             continue
         if kinds.get(task) not in (None, task_cfg['kind']):

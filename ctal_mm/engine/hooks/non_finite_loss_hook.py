@@ -72,7 +72,8 @@ class NonFiniteLossHook(Hook):
     * ``on_non_finite='stop'`` (default): training stops with :class:`NonFiniteLossError`
       before the step is applied, so the weights and the last checkpoint stay good;
     * ``on_non_finite='skip'``: the step is not applied (the optimizer sees no gradient, so
-      weights and optimizer state are unchanged; the learning-rate schedule moves on), a
+      weights and optimizer state are unchanged, and the BatchNorm statistics the step's
+      forward moved are restored; the learning-rate schedule moves on), a
       warning is logged, and the count is logged at the end of each epoch and kept in the
       message hub (``non_finite_skipped_steps``, saved in checkpoints). With gradient
       accumulation the whole accumulated step is skipped.
@@ -96,6 +97,8 @@ class NonFiniteLossHook(Hook):
         self._handles = []
         self._pending_skip = set()
         self._runner = None
+        self._buffers = {}
+        self._restore = None
         self.skipped_in_epoch = 0
 
     # ----------------------------------------------------------------- wiring
@@ -112,6 +115,11 @@ class NonFiniteLossHook(Hook):
             model.register_forward_hook(self._check, with_kwargs=True)
         )
         if self.on_non_finite == 'skip':
+            self._handles.append(
+                model.register_forward_pre_hook(
+                    self._save_buffers, with_kwargs=True
+                )
+            )
             for optimizer in _optimizers(runner.optim_wrapper):
                 self._handles.append(
                     optimizer.register_step_pre_hook(self._drop_gradients)
@@ -130,6 +138,15 @@ class NonFiniteLossHook(Hook):
     def before_train_epoch(self, runner) -> None:
         self.skipped_in_epoch = 0
 
+    def after_train_iter(
+        self, runner, batch_idx, data_batch=None, outputs=None
+    ) -> None:
+        if self._restore is not None:
+            with torch.no_grad():
+                for name, buffer in self._restore.named_buffers():
+                    buffer.copy_(self._buffers[name])
+            self._restore = None
+
     def after_train_epoch(self, runner) -> None:
         if self.skipped_in_epoch:
             total = runner.message_hub.get_info(SKIPPED_INFO, 0)
@@ -139,6 +156,16 @@ class NonFiniteLossHook(Hook):
             )
 
     # ----------------------------------------------------------------- checks
+    def _save_buffers(self, module, args, kwargs):
+        # The forward of a step to be skipped has already moved BatchNorm's running
+        # statistics (to NaN, if the fault is upstream of a BatchNorm): keep a copy to undo it.
+        if kwargs.get('mode') == 'loss' and module.training:
+            self._buffers = {
+                name: buffer.detach().clone()
+                for name, buffer in module.named_buffers()
+            }
+        return None
+
     def _check(self, module, args, kwargs, output):
         if (
             kwargs.get('mode') != 'loss'
@@ -167,7 +194,7 @@ class NonFiniteLossHook(Hook):
         message = self._describe(terms, local, shared, total, args, kwargs)
         if self.on_non_finite == 'stop':
             raise NonFiniteLossError(message + self._stop_advice())
-        return self._skip(output, message)
+        return self._skip(module, output, message)
 
     def _stop_advice(self) -> str:
         last = None
@@ -209,8 +236,11 @@ class NonFiniteLossHook(Hook):
             + _batch_names(args, kwargs)
         )
 
-    def _skip(self, output: dict, message: str) -> dict:
+    def _skip(self, module, output: dict, message: str) -> dict:
         runner = self._runner
+        # restored after backward (after_train_iter): BatchNorm's backward checks that its
+        # running statistics were not modified in place since the forward
+        self._restore = module
         self._pending_skip = {id(o) for o in _optimizers(runner.optim_wrapper)}
         self.skipped_in_epoch += 1
         total = runner.message_hub.get_info(SKIPPED_INFO, 0) + 1

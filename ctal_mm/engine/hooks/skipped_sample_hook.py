@@ -48,7 +48,7 @@ class SkippedSampleHook(Hook):
             for record in meta.get(SKIPPED_KEY, ()):
                 self.skipped.append(record)
                 runner.logger.warning(
-                    f'Iteration {runner.iter}: sample {record["index"]} '
+                    f'Iteration {runner.iter + 1}: sample {record["index"]} '
                     f'({record["img_path"]}) was unreadable and replaced: '
                     f'{record["error"]}'
                 )

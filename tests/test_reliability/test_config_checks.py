@@ -1,0 +1,157 @@
+"""Config mistakes are reported before training starts, each naming its key and the fix."""
+
+import glob
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from helpers import DEMO, REPO, TRAIN, env
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from ctal_mm.utils import register_all_modules
+from ctal_mm.utils.config_checks import ConfigError, check_config
+
+CONFIGS = sorted(
+    p
+    for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p
+)
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _registered():
+    register_all_modules(init_default_scope=False)
+
+
+def _demo(**changes):
+    cfg = Config.fromfile(DEMO)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].update(
+            num_workers=0, persistent_workers=False, batch_size=2
+        )
+        cfg[loader].dataset.update(num_samples=2, img_size=(32, 32))
+    cfg.model.decoder.affinity.feature_size = (8, 8)
+    cfg.merge_from_dict(changes)
+    return cfg
+
+
+def _problems(cfg):
+    with pytest.raises(ConfigError) as info:
+        check_config(cfg)
+    return info.value.problems
+
+
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS]
+)
+def test_every_shipped_config_passes(path):
+    check_config(Config.fromfile(path))
+
+
+def test_a_task_the_dataset_does_not_provide():
+    cfg = _demo()
+    cfg.model.tasks.edge = dict(kind='edge', channels=1)
+    (problem,) = [p for p in _problems(cfg) if 'train_dataloader' in p]
+    assert problem.startswith('model.tasks.edge: train_dataloader.dataset')
+    assert "does not provide task 'edge'" in problem
+    assert "Add 'edge' to train_dataloader.dataset.tasks" in problem
+
+
+def test_class_counts_that_disagree_with_the_metainfo():
+    cfg = _demo(
+        **{
+            'model.tasks.semseg.channels': 13,
+            'val_evaluator.task_metrics.semseg.num_classes': 13,
+        }
+    )
+    problems = _problems(cfg)
+    assert any(
+        p.startswith('model.tasks.semseg.channels=13')
+        and '9 semseg classes' in p
+        and 'Set model.tasks.semseg.channels=9' in p
+        for p in problems
+    ), problems
+    assert any(
+        'val_evaluator.task_metrics.semseg.num_classes=13' in p
+        and 'Set val_evaluator.task_metrics.semseg.num_classes=9' in p
+        for p in problems
+    ), problems
+
+
+def test_losses_metrics_and_channels_that_do_not_fit_the_kind():
+    cfg = _demo()
+    cfg.model.tasks.depth.loss = dict(type='MTCrossEntropyLoss')
+    cfg.model.tasks.normals.channels = 1
+    cfg.val_evaluator.task_metrics.depth = dict(type='SegmentationMetric')
+    problems = _problems(cfg)
+    assert len(problems) == 3, problems
+    loss, channels, metric = sorted(problems)
+    assert loss.startswith('model.tasks.depth.loss: MTCrossEntropyLoss')
+    assert "'depth' is a depth task. Use MaskedL1DepthLoss" in loss
+    assert 'Set model.tasks.normals.channels=3' in channels
+    assert metric.startswith(
+        'val_evaluator.task_metrics.depth: SegmentationMetric'
+    )
+    assert 'Use DepthMetric' in metric
+
+
+def test_unknown_types_list_the_close_names():
+    cfg = _demo(**{'model.decoder.type': 'CTALDecodr'})
+    cfg.train_dataloader.dataset.pipeline[1].type = 'MultiTaskRandomFlp'
+    cfg.default_hooks.non_finite = dict(type='NonFiniteLosHook')
+    problems = _problems(cfg)
+    assert len(problems) == 3, problems
+    hook, decoder, flip = sorted(problems)
+    assert decoder.startswith("model.decoder.type: type='CTALDecodr' is not")
+    assert "Did you mean 'CTALDecoder'" in decoder
+    assert "Did you mean 'NonFiniteLossHook'" in hook
+    assert flip.startswith('train_dataloader.dataset.pipeline[1].type')
+    assert "'MultiTaskRandomFlip'" in flip
+
+
+def _runner(cfg, tmp_path):
+    cfg.work_dir = str(tmp_path)
+    cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
+    cfg.train_cfg.max_epochs = 1
+    return Runner.from_cfg(cfg)
+
+
+def test_an_input_size_ctal_was_not_built_for_stops_before_the_first_step(
+    tmp_path,
+):
+    # training inputs fit, but validation (after the first epoch) would not
+    cfg = _demo(**{'val_dataloader.dataset.img_size': (48, 48)})
+    runner = _runner(cfg, tmp_path)
+    with pytest.raises(ConfigError) as info:
+        runner.train()
+    (problem,) = info.value.problems
+    assert problem.startswith('model.decoder.affinity.feature_size=(8, 8)')
+    assert 'val_dataloader gives 48x48 inputs' in problem
+    assert 'Set model.decoder.affinity.feature_size=(12, 12)' in problem
+    assert runner.iter == 0
+
+
+def test_tools_train_reports_all_problems_before_building_anything(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            TRAIN,
+            DEMO,
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            'model.tasks.semseg.channels=13',
+            'model.decoder.type=CTALDecodr',
+        ],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "type='CTALDecodr'" in proc.stderr and 'CTALDecoder' in proc.stderr
+    assert (
+        'Config:' not in proc.stdout + proc.stderr
+    )  # the Runner was never built
