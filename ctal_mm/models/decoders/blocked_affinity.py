@@ -158,6 +158,23 @@ class BlockedAffinityAttention(torch.autograd.Function):
         return (*grads, None, None)
 
 
+# torch.compile runs this eagerly (a graph break): it is written by hand for
+# speed already, and tracing its block loops would take minutes.
+@torch.compiler.disable
+def blocked_affinity_attention(
+    normed: Tensor,
+    values: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    size: Tuple[int, int],
+    block_size: int,
+) -> Tensor:
+    """:class:`BlockedAffinityAttention` (see there for the arguments)."""
+    return BlockedAffinityAttention.apply(
+        normed, values, weight, bias, size, block_size
+    )
+
+
 def _forward(normed, values, weight, bias, size, block_size):
     B, T, C, N = normed.shape
     grid = _PaddedGrid(*size)

@@ -25,7 +25,7 @@ from torch import Tensor
 from ctal_mm.registry import MODELS
 
 from .base import BaseMultiTaskDecoder
-from .blocked_affinity import BlockedAffinityAttention
+from .blocked_affinity import blocked_affinity_attention
 
 
 @MODELS.register_module()
@@ -137,7 +137,7 @@ class CrossTaskAffinityModule(BaseModule):
         if self.implementation == 'plain':
             M = self.fused_affinity_rows(features, 0, N)  # B N N
             return torch.einsum('btci,bji->btcj', values, M)
-        return BlockedAffinityAttention.apply(
+        return blocked_affinity_attention(
             features,
             values,
             self.fusion.weight,
