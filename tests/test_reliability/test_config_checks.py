@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from helpers import DEMO, REPO, TRAIN, env
 from mmengine.config import Config
 from mmengine.runner import Runner
+from reliability_helpers import DEMO, REPO, TRAIN, env
 
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.config_checks import ConfigError, check_config

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from helpers import assert_same_weights, train, write_config
+from reliability_helpers import assert_same_weights, train, write_config
 
 # no augmentation: each process draws its own random numbers, one process draws them in
 # another order; what is compared here is the data-parallel arithmetic

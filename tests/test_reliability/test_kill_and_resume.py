@@ -12,7 +12,13 @@ import sys
 import time
 
 import pytest
-from helpers import TRAIN, assert_same_weights, env, train, write_config
+from reliability_helpers import (
+    TRAIN,
+    assert_same_weights,
+    env,
+    train,
+    write_config,
+)
 
 from ctal_mm.utils.checkpoint_files import is_complete_checkpoint
 

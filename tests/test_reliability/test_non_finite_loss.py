@@ -3,10 +3,10 @@
 
 import pytest
 import torch
-from helpers import write_config
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from reliability_helpers import write_config
 
 from ctal_mm.engine.hooks import NonFiniteLossError, NonFiniteLossHook
 from ctal_mm.engine.hooks.non_finite_loss_hook import SKIPPED_INFO

@@ -6,9 +6,9 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from helpers import REPO
 from mmengine.config import Config
 from mmengine.runner import Runner
+from reliability_helpers import REPO
 
 from ctal_mm.datasets.base_multitask_dataset import SKIPPED_KEY
 from ctal_mm.datasets.file_io import DataFileError
