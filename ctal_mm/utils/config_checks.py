@@ -227,8 +227,13 @@ def _check_types(
 
 
 def check_registry_types(cfg: Config) -> List[str]:
-    """Every ``type=`` the Runner will build, resolved in its registry (ctal_mm's scope)."""
+    """Every ``type=`` the Runner will build, resolved in its registry (ctal_mm's scope).
+
+    Configs with another ``default_scope`` resolve names elsewhere: not checked.
+    """
     problems = []
+    if cfg.get('default_scope', 'ctal_mm') not in (None, 'ctal_mm'):
+        return problems
     for section, (registry, rule) in SECTIONS.items():
         if cfg.get(section) is not None:
             problems.extend(
@@ -519,10 +524,8 @@ def probe_input_size(
         )
         try:
             module.check_size(first)
-        except ValueError as error:
-            problems.append(
-                _size_problem(name, module, first, inputs, loader, error)
-            )
+        except ValueError:  # its message names no config key: ours does
+            problems.append(_size_problem(name, module, first, inputs, loader))
         seen.add(name)
         if len(seen) == len(modules):
             raise _ProbeDone
@@ -545,7 +548,7 @@ def probe_input_size(
     return problems
 
 
-def _size_problem(name, module, features, inputs, loader, error) -> str:
+def _size_problem(name, module, features, inputs, loader) -> str:
     fh, fw = module.feature_size
     h, w = features.shape[-2:]
     H, W = inputs.shape[-2:]

@@ -176,19 +176,19 @@ class NonFiniteLossHook(Hook):
         terms = _terms(output)
         if not terms:
             return None
+        # flags on the loss's device, one transfer to the host (not one per term)
         flags = [
-            not all(bool(torch.isfinite(v).all()) for v in values)
+            torch.stack([~torch.isfinite(v).all() for v in values]).any()
             for values in terms.values()
         ]
         total = sum(v.float().mean() for vs in terms.values() for v in vs)
-        flags.append(not bool(torch.isfinite(total)))
-        local = torch.tensor(flags, dtype=torch.float32)
+        flags.append(~torch.isfinite(total))
+        local = torch.stack(flags).float()
         shared = local
         if dist.is_available() and dist.is_initialized():
-            device = next(iter(terms.values()))[0].device
-            shared = local.to(device)
+            shared = local.clone()
             dist.all_reduce(shared, op=dist.ReduceOp.MAX)
-            shared = shared.cpu()
+        local, shared = local.cpu(), shared.cpu()
         if not bool(shared.any()):
             return None
         message = self._describe(terms, local, shared, total, args, kwargs)
