@@ -93,3 +93,32 @@ def test_leftovers_of_interrupted_saves_are_removed(tmp_path):
         'last_checkpoint.tmp',
     ]
     assert os.listdir(tmp_path) == ['notes.tmp']  # not ours: kept
+
+
+class _Runner:
+    """What CheckpointHook.before_run reads of a Runner."""
+
+    def __init__(self, work_dir, load_from=None):
+        from mmengine.logging import MMLogger
+
+        self.work_dir = str(work_dir)
+        self._resume = True
+        self._load_from = load_from
+        self.logger = MMLogger.get_current_instance()
+
+
+def test_the_hook_resolves_resume_before_the_runner_loads(tmp_path):
+    from ctal_mm.engine.hooks import CheckpointHook
+
+    hook = CheckpointHook(interval=1)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_3.pth'))
+    runner = _Runner(tmp_path)
+    hook.before_run(runner)  # the pointer names a file that is gone
+    assert runner._resume is False and runner._load_from is None
+    good = _save(tmp_path / 'epoch_2.pth')
+    runner = _Runner(tmp_path)
+    hook.before_run(runner)
+    assert runner._resume and runner._load_from == good
+    _truncate(good)
+    with pytest.raises(ValueError, match='epoch_2.pth: the file is truncated'):
+        hook.before_run(_Runner(tmp_path, load_from=good))

@@ -82,6 +82,8 @@ class CheckpointHook(MMEngineCheckpointHook):
                     f'Resume: no complete checkpoint in {runner.work_dir}; '
                     'training starts from the beginning.'
                 )
+                # else mmengine follows a stale last_checkpoint to a missing file
+                runner._resume = False
                 return
             runner.logger.info(f'Resume: from {path}.')
             runner._load_from = path
