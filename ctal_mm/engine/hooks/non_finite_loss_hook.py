@@ -71,12 +71,12 @@ class NonFiniteLossHook(Hook):
 
     * ``on_non_finite='stop'`` (default): training stops with :class:`NonFiniteLossError`
       before the step is applied, so the weights and the last checkpoint stay good;
-    * ``on_non_finite='skip'``: the step is not applied (the optimizer sees no gradient, so
-      weights and optimizer state are unchanged, and the BatchNorm statistics the step's
-      forward moved are restored; the learning-rate schedule moves on), a
-      warning is logged, and the count is logged at the end of each epoch and kept in the
-      message hub (``non_finite_skipped_steps``, saved in checkpoints). With gradient
-      accumulation the whole accumulated step is skipped.
+    * ``on_non_finite='skip'``: the step is not applied: the optimizer sees no gradient, so
+      weights and optimizer state are unchanged; the BatchNorm statistics the step's forward
+      moved are restored; the learning-rate schedule moves on. A warning names the terms,
+      each epoch logs its count, and the run's total is kept in the message hub
+      (``non_finite_skipped_steps``, saved in checkpoints). With gradient accumulation the
+      whole accumulated step is skipped.
 
     In distributed training the verdict is shared (one small all-reduce per iteration), so
     every rank stops, or skips, together.
