@@ -61,9 +61,10 @@ model = dict(
                 96,
             ),  # input size / 4: the fusion conv is sized by it
             gamma=0.05,
-            # 'blocked': the same function with less memory and time than 'plain'
-            # (which materialises every N x N matrix, as the reference); docs/benchmarks.md
-            implementation='blocked',
+            # 'plain' materialises every N x N matrix, as the reference; 'blocked' computes
+            # the same function a block of rows at a time, in far less memory (for large N,
+            # e.g. 576x768 inputs); measured in docs/benchmarks.md
+            implementation='plain',
         ),
     ),
     tasks=dict(
