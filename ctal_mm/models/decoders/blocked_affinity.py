@@ -14,13 +14,13 @@ instead of B x T x N x N plus M, and writes its own backward (the same
 products, recomputing each block's A and M) instead of autograd's, which
 would keep every block's A.
 
-Two things make it fast as well as lean:
-- the features are zero-padded to (h+2) x (w+2) before the product, so each
-  block of A comes out padded and every 3x3 neighbour is a fixed offset in
-  the flattened grid: the stencil and its two gradients are 9 (or 27)
-  strided multiply-adds, not a grouped convolution with N groups, whose
-  weight gradient is by far the slowest part of the plain step on CPU;
-- the stencil works on sub-blocks of rows small enough to stay in cache.
+The 3x3 fusion is not a grouped convolution here: the features are
+zero-padded to (h+2) x (w+2) before the product, so each block of A comes
+out padded and every 3x3 neighbour is a fixed offset in the flattened grid;
+the stencil and its two gradients are strided multiply-adds on sub-blocks of
+rows small enough to stay in cache (the grouped convolution's weight
+gradient is the slowest part of the plain step on CPU). Measured speed and
+memory against the plain implementation: docs/benchmarks.md.
 """
 
 from typing import List, Tuple

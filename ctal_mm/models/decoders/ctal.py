@@ -11,7 +11,7 @@ Two implementations of the same function:
 - ``'blocked'`` computes M a block of rows at a time (row p of M needs only row p of each A_t)
   with its own backward that recomputes each block, so memory holds one B x T x block x N
   slice at a time; the 3x3 fusion is a stencil of strided multiply-adds instead of a grouped
-  convolution (``blocked_affinity.py``). Faster as well as leaner: docs/benchmarks.md.
+  convolution (``blocked_affinity.py``). Measured: docs/benchmarks.md.
 """
 
 from typing import Dict, Mapping, Sequence, Tuple
