@@ -10,16 +10,5 @@ _base_ = [
 model = dict(
     data_preprocessor={{_base_.data_preprocessor}},
     decoder=dict(affinity=dict(feature_size=(32, 64))),  # 128x256 / 4
-    tasks=dict(
-        _delete_=True,
-        semseg=dict(
-            kind='segmentation',
-            channels=19,
-            loss=dict(type='MTCrossEntropyLoss'),
-            weight=1.0,
-        ),
-        depth=dict(
-            kind='depth', channels=1, loss=dict(type='MaskedL1DepthLoss'), weight=10.0
-        ),
-    ),
+    tasks={{_base_.task_specs}},
 )

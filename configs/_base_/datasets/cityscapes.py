@@ -15,6 +15,23 @@ test_pipeline = [
     dict(type='LoadMultiTaskAnnotations'),
     dict(type='PackMultiTaskInputs'),
 ]
+# The reference's task heads and losses on Cityscapes, shared by the CTAL and baseline configs
+# (model = dict(tasks={{_base_.task_specs}})): semseg weight 1, depth weight 10.
+task_specs = dict(
+    _delete_=True,
+    semseg=dict(
+        kind='segmentation',
+        channels=19,
+        loss=dict(type='MTCrossEntropyLoss'),
+        weight=1.0,
+    ),
+    depth=dict(
+        kind='depth',
+        channels=1,
+        loss=dict(type='MaskedL1DepthLoss'),
+        weight=10.0,
+    ),
+)
 data_preprocessor = dict(
     type='MultiTaskDataPreProcessor',
     mean=[0.0, 0.0, 0.0],
