@@ -22,8 +22,8 @@ def random_multitask_samples(
     """``n`` data samples with random ground truth for every task.
 
     Each task map has the value range of its kind and a region the metrics
-    and losses must skip: an ignored band (labels 255), invalid depth (0),
-    invalid normals (all zero).
+    and losses must skip: an ignored band (labels, edges, saliency: 255),
+    invalid depth (0), invalid normals (all zero).
 
     Args:
         tasks: the model's task spec (``{name: dict(kind=..., channels=...)}``).
@@ -49,8 +49,9 @@ def random_multitask_samples(
             elif kind == 'normals':
                 gt = F.normalize(torch.randn(3, *size, generator=g), dim=0)
                 gt[:, -2:] = 0  # invalid normals
-            else:  # edge, saliency: binary maps
+            else:  # edge, saliency: binary maps with an ignored band
                 gt = torch.randint(0, 2, (1, *size), generator=g)
+                gt[:, -2:] = 255
             sample.set_gt(name, gt)
         samples.append(sample)
     return samples

@@ -10,7 +10,7 @@ from mmengine.config import Config
 import ctal_mm.models.single_task  # noqa: F401  (registers the STL model)
 from ctal_mm.models.decoders.papnet import diffuse, pap_affinity
 from ctal_mm.registry import MODELS
-from ctal_mm.structures import MultiTaskDataSample
+from ctal_mm.testing import random_multitask_samples
 from ctal_mm.utils import register_all_modules
 
 register_all_modules()
@@ -45,32 +45,7 @@ def load(name, tree):
     return Config.fromfile(CONFIGS / f'{name}_{tree}.py').model
 
 
-def samples_for(tasks, size, n=2, seed=0):
-    """Data samples with random ground truth of each task's kind."""
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(n):
-        sample = MultiTaskDataSample(
-            metainfo=dict(ori_shape=size, img_shape=size)
-        )
-        for name, spec in tasks.items():
-            kind = spec['kind']
-            if kind == 'segmentation':
-                gt = torch.randint(
-                    0, spec['channels'], (1, *size), generator=g
-                )
-                gt[:, :2] = 255
-            elif kind == 'depth':
-                gt = torch.rand(1, *size, generator=g) + 0.5
-                gt[:, :, :3] = 0
-            elif kind == 'normals':
-                gt = F.normalize(torch.randn(3, *size, generator=g), dim=0)
-            else:  # edge, saliency: {0, 1} with an ignored band
-                gt = torch.randint(0, 2, (1, *size), generator=g)
-                gt[:, -2:] = 255
-            sample.set_gt(name, gt)
-        samples.append(sample)
-    return samples
+samples_for = random_multitask_samples
 
 
 def train_and_predict(cfg, size):
