@@ -12,7 +12,11 @@ import sys
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from ctal_mm.engine.launch import setup_cpu_distributed
+from ctal_mm.engine.launch import (
+    drop_disabled_hooks,
+    finish_distributed,
+    setup_cpu_distributed,
+)
 from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.config_checks import ConfigError, check_config
@@ -124,6 +128,7 @@ def main():
             check_config(cfg, loaders=('test_dataloader',))
         except ConfigError as error:
             sys.exit(str(error))
+    drop_disabled_hooks(cfg)
 
     setup_cpu_distributed(cfg)
     runner = (
@@ -132,6 +137,8 @@ def main():
         else RUNNERS.build(cfg)
     )
     runner.test()
+    del runner  # it holds the process group: see finish_distributed
+    finish_distributed()
 
 
 if __name__ == '__main__':

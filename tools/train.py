@@ -13,7 +13,12 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from ctal_mm.engine.launch import enable_amp, setup_cpu_distributed
+from ctal_mm.engine.launch import (
+    drop_disabled_hooks,
+    enable_amp,
+    finish_distributed,
+    setup_cpu_distributed,
+)
 from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.config_checks import ConfigError, check_config
@@ -97,6 +102,7 @@ def main():
             check_config(cfg)
         except ConfigError as error:
             sys.exit(str(error))
+    drop_disabled_hooks(cfg)
 
     setup_cpu_distributed(cfg)
     runner = (
@@ -105,6 +111,8 @@ def main():
         else RUNNERS.build(cfg)
     )
     runner.train()
+    del runner  # it holds the process group: see finish_distributed
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """Turning command-line choices into config changes, shared by tools/train.py and tools/test.py."""
 
 import datetime
+import gc
 import logging
 import os
 
@@ -74,6 +75,46 @@ def _has_sync_bn(node) -> bool:
     if isinstance(node, (list, tuple)):
         return any(_has_sync_bn(v) for v in node)
     return False
+
+
+def finish_distributed() -> None:
+    """Shut the process groups down before the interpreter does.
+
+    Call it after the Runner is gone (``del runner``): its model wrapper holds the group. A
+    group still alive at exit has gloo worker threads that may release a finished
+    collective's tensors while Python finalises; that aborts the process ("terminate called
+    without an active exception"), failing a job that had succeeded (seen here about once
+    in ten 2-process runs). Destroying the group joins those threads first.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    gc.collect()  # the Runner's reference cycles hold the model wrapper, which holds the group
+    dist.destroy_process_group()
+    gc.collect()
+
+
+# the default hooks mmengine's Runner registers itself; it accepts None only for these
+MMENGINE_DEFAULT_HOOKS = (
+    'runtime_info',
+    'timer',
+    'sampler_seed',
+    'logger',
+    'param_scheduler',
+    'checkpoint',
+)
+
+
+def drop_disabled_hooks(cfg: Config) -> None:
+    """Remove the ``default_hooks`` entries set to None that mmengine does not know.
+
+    ``--cfg-options default_hooks.non_finite=None`` is how a default hook is switched off,
+    but mmengine's Runner asserts on None for any name but its own six.
+    """
+    hooks = cfg.get('default_hooks') or {}
+    for name in [k for k, v in hooks.items() if v is None]:
+        if name not in MMENGINE_DEFAULT_HOOKS:
+            hooks.pop(name)
 
 
 def enable_amp(cfg: Config) -> None:

@@ -129,6 +129,7 @@ class NonFiniteLossHook(Hook):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        self._runner = None
         total = runner.message_hub.get_info(SKIPPED_INFO, 0)
         if total:
             runner.logger.warning(
