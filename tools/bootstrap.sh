@@ -92,15 +92,21 @@ if [[ "$STACK" == openmmlab ]]; then
   if ! ls "$WHEELHOUSE"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
     say "no mmcv 2.1.0 wheel for torch $TORCH_VERSION in $WHEELHOUSE: building it (about 12 min on 2 cores)"
     build_mmcv() {
-      local src; src="$(mktemp -d)"
-      "$PY" -m pip download --no-deps --no-binary :all: "mmcv==2.1.0" -d "$src"
-      tar -xzf "$src"/mmcv-2.1.0.tar.gz -C "$src"
-      # torch 2.14's headers need C++20; mmcv 2.1.0 asks for C++17.
-      sed -i 's/-std=c++17/-std=c++20/g' "$src/mmcv-2.1.0/setup.py"
+      # Build beside the wheelhouse, not in /tmp: a 20-minute build must not share a
+      # directory that other jobs clean up.
       mkdir -p "$WHEELHOUSE"
-      MMCV_WITH_OPS=1 MAX_JOBS="$(nproc)" "$PY" -m pip wheel --no-build-isolation --no-deps \
-        "$src/mmcv-2.1.0" -w "$WHEELHOUSE"
+      local src status=0; src="$(mktemp -d "$WHEELHOUSE/../mmcv-build.XXXXXX")" || return 1
+      {
+        "$PY" -m pip download --no-deps --no-binary :all: "mmcv==2.1.0" -d "$src" &&
+        tar -xzf "$src"/mmcv-2.1.0.tar.gz -C "$src" &&
+        # torch 2.14's headers need C++20; mmcv 2.1.0 asks for C++17.
+        sed -i 's/-std=c++17/-std=c++20/g' "$src/mmcv-2.1.0/setup.py" &&
+        MMCV_WITH_OPS=1 MAX_JOBS="$(nproc)" "$PY" -m pip wheel --no-build-isolation --no-deps \
+          "$src/mmcv-2.1.0" -w "$WHEELHOUSE" &&
+        ls "$WHEELHOUSE"/mmcv-2.1.0-*.whl >/dev/null
+      } || status=$?
       rm -rf "$src"
+      return "$status"
     }
     run_step mmcv-build build_mmcv
   fi
