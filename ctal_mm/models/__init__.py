@@ -3,5 +3,5 @@ from .decoders import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .multitask_model import MultiTaskEncoderDecoder, parse_task_spec  # noqa: F401
-from .single_task import PerTaskEncoders, SingleTaskEncoderDecoder  # noqa: F401
 from .necks import *  # noqa: F401,F403
+from .single_task import PerTaskEncoders, SingleTaskEncoderDecoder  # noqa: F401

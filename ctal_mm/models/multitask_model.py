@@ -143,10 +143,9 @@ class MultiTaskEncoderDecoder(BaseModel):
                 raw[f'{stage}.{task}'] = self.losses[task](logits, gts[task])
         weights = {task: cfg['weight'] for task, cfg in self.tasks.items()}
         weighted = self.loss_weighting(raw, weights)
-        return {
-            f'{key}.loss' if not key.endswith('_reg') else key: value
-            for key, value in weighted.items()
-        }
+        # every term, regularisers included, ends in '.loss': mmengine's
+        # parse_losses sums only keys containing 'loss' into the total
+        return {f'{key}.loss': value for key, value in weighted.items()}
 
     def _stack_gt(self, task: str, data_samples, inputs: Tensor) -> Tensor:
         missing = [i for i, s in enumerate(data_samples) if not s.has_gt(task)]

@@ -207,6 +207,19 @@ def test_uncertainty_weights_are_trained_by_the_optimiser():
         ),
         True,
     )
+    # the regulariser 0.5 * s_t is part of the total the optimiser sees
+    # (mmengine sums only keys with 'loss' in their name: the model names
+    # every term '<name>.loss')
+    with torch.no_grad():
+        model.loss_weighting.log_vars.fill_(1.0)
+        losses = model(**data, mode='loss')
+        total, _ = model.parse_losses(losses)
+    assert {
+        'semseg.uncertainty_reg.loss',
+        'depth.uncertainty_reg.loss',
+    } <= set(losses)
+    torch.testing.assert_close(total, sum(losses.values()))
+    model.loss_weighting.log_vars.data.copy_(before)
     model.train_step(data, wrapper)
     after = model.loss_weighting.log_vars.detach()
     assert not torch.equal(before, after)

@@ -36,7 +36,8 @@ class UncertaintyWeighting(nn.Module):
     """Homoscedastic uncertainty (Kendall et al. 2018): exp(-s_t) * w_t * L + s_t / 2.
 
     One learnable log-variance s_t per task, shared by the task's stages; the regulariser is
-    reported as ``'<task>.uncertainty_reg'``.
+    reported as ``'<task>.uncertainty_reg'`` (in the model's loss dict
+    ``'<task>.uncertainty_reg.loss'``, so that it is part of the total).
     """
 
     def __init__(self, tasks: Sequence[str]):
