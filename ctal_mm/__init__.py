@@ -7,4 +7,4 @@ from .version import __version__
 # registries' locations) loads checkpoints safely; see utils/compat.py for why.
 install_safe_checkpoint_loading()
 
-__all__ = ["__version__"]
+__all__ = ['__version__']

@@ -33,7 +33,7 @@ from mmseg.registry import VISBACKENDS as MMSEG_VISBACKENDS
 from mmseg.registry import VISUALIZERS as MMSEG_VISUALIZERS
 from mmseg.registry import WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS
 
-SCOPE = "ctal_mm"
+SCOPE = 'ctal_mm'
 
 
 def _child(name, parent, *locations):
@@ -41,34 +41,34 @@ def _child(name, parent, *locations):
         name,
         parent=parent,
         scope=SCOPE,
-        locations=[f"ctal_mm.{loc}" for loc in locations],
+        locations=[f'ctal_mm.{loc}' for loc in locations],
     )
 
 
-RUNNERS = _child("runner", MMSEG_RUNNERS)
-RUNNER_CONSTRUCTORS = _child("runner constructor", MMSEG_RUNNER_CONSTRUCTORS)
-LOOPS = _child("loop", MMSEG_LOOPS, "engine")
-HOOKS = _child("hook", MMSEG_HOOKS, "engine", "visualization")
-DATASETS = _child("dataset", MMSEG_DATASETS, "datasets")
-DATA_SAMPLERS = _child("data sampler", MMSEG_DATA_SAMPLERS, "datasets")
-TRANSFORMS = _child("transform", MMSEG_TRANSFORMS, "datasets.transforms")
-MODELS = _child("model", MMSEG_MODELS, "models")
-MODEL_WRAPPERS = _child("model_wrapper", MMSEG_MODEL_WRAPPERS, "models")
+RUNNERS = _child('runner', MMSEG_RUNNERS)
+RUNNER_CONSTRUCTORS = _child('runner constructor', MMSEG_RUNNER_CONSTRUCTORS)
+LOOPS = _child('loop', MMSEG_LOOPS, 'engine')
+HOOKS = _child('hook', MMSEG_HOOKS, 'engine', 'visualization')
+DATASETS = _child('dataset', MMSEG_DATASETS, 'datasets')
+DATA_SAMPLERS = _child('data sampler', MMSEG_DATA_SAMPLERS, 'datasets')
+TRANSFORMS = _child('transform', MMSEG_TRANSFORMS, 'datasets.transforms')
+MODELS = _child('model', MMSEG_MODELS, 'models')
+MODEL_WRAPPERS = _child('model_wrapper', MMSEG_MODEL_WRAPPERS, 'models')
 WEIGHT_INITIALIZERS = _child(
-    "weight initializer", MMSEG_WEIGHT_INITIALIZERS, "models"
+    'weight initializer', MMSEG_WEIGHT_INITIALIZERS, 'models'
 )
-OPTIMIZERS = _child("optimizer", MMSEG_OPTIMIZERS, "engine")
-OPTIM_WRAPPERS = _child("optim_wrapper", MMSEG_OPTIM_WRAPPERS, "engine")
+OPTIMIZERS = _child('optimizer', MMSEG_OPTIMIZERS, 'engine')
+OPTIM_WRAPPERS = _child('optim_wrapper', MMSEG_OPTIM_WRAPPERS, 'engine')
 OPTIM_WRAPPER_CONSTRUCTORS = _child(
-    "optimizer wrapper constructor", MMSEG_OPTIM_WRAPPER_CONSTRUCTORS, "engine"
+    'optimizer wrapper constructor', MMSEG_OPTIM_WRAPPER_CONSTRUCTORS, 'engine'
 )
 PARAM_SCHEDULERS = _child(
-    "parameter scheduler", MMSEG_PARAM_SCHEDULERS, "engine"
+    'parameter scheduler', MMSEG_PARAM_SCHEDULERS, 'engine'
 )
-METRICS = _child("metric", MMSEG_METRICS, "evaluation")
-EVALUATOR = _child("evaluator", MMSEG_EVALUATOR, "evaluation")
-TASK_UTILS = _child("task util", MMSEG_TASK_UTILS, "models")
-VISUALIZERS = _child("visualizer", MMSEG_VISUALIZERS, "visualization")
-VISBACKENDS = _child("vis_backend", MMSEG_VISBACKENDS, "visualization")
-LOG_PROCESSORS = _child("log_processor", MMSEG_LOG_PROCESSORS, "engine")
-INFERENCERS = _child("inferencer", MMSEG_INFERENCERS, "apis")
+METRICS = _child('metric', MMSEG_METRICS, 'evaluation')
+EVALUATOR = _child('evaluator', MMSEG_EVALUATOR, 'evaluation')
+TASK_UTILS = _child('task util', MMSEG_TASK_UTILS, 'models')
+VISUALIZERS = _child('visualizer', MMSEG_VISUALIZERS, 'visualization')
+VISBACKENDS = _child('vis_backend', MMSEG_VISBACKENDS, 'visualization')
+LOG_PROCESSORS = _child('log_processor', MMSEG_LOG_PROCESSORS, 'engine')
+INFERENCERS = _child('inferencer', MMSEG_INFERENCERS, 'apis')

@@ -1,5 +1,6 @@
-# single-task learning (one network per task) with Swin-V2-S on PASCAL-Context (PASCAL_MT, 5 tasks, 512x512), with the
-# CTAL reference's hyper-parameters for this dataset (see ../ctal/README.md).
+# single-task learning (one network per task) with Swin-V2-S on PASCAL-Context (PASCAL_MT,
+# 5 tasks, 512x512), with the CTAL reference's hyper-parameters for this dataset
+# (see ../ctal/README.md).
 _base_ = [
     '../_base_/models/stl_swinv2s.py',
     '../_base_/datasets/pascal_context.py',

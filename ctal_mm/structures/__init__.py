@@ -8,10 +8,10 @@ from .task_kinds import (
 )
 
 __all__ = [
-    "MultiTaskDataSample",
-    "TaskKind",
-    "TASK_KINDS",
-    "DEFAULT_TASK_KIND",
-    "IGNORE_INDEX",
-    "get_task_kind",
+    'MultiTaskDataSample',
+    'TaskKind',
+    'TASK_KINDS',
+    'DEFAULT_TASK_KIND',
+    'IGNORE_INDEX',
+    'get_task_kind',
 ]

@@ -22,8 +22,8 @@ class MultiTaskDataSample(BaseDataElement):
         ['depth']
     """
 
-    GT_PREFIX = "gt_"
-    PRED_PREFIX = "pred_"
+    GT_PREFIX = 'gt_'
+    PRED_PREFIX = 'pred_'
 
     def set_gt(self, task: str, data: torch.Tensor) -> None:
         self.set_field(
@@ -58,8 +58,8 @@ class MultiTaskDataSample(BaseDataElement):
         name = prefix + task
         if name not in self:
             raise KeyError(
-                f"This data sample has no {name!r}; it has {self._tasks(prefix)} "
-                f"(fields {sorted(self.keys())})."
+                f'This data sample has no {name!r}; it has {self._tasks(prefix)} '
+                f'(fields {sorted(self.keys())}).'
             )
         return getattr(self, name)
 

@@ -44,23 +44,23 @@ class TaskKind:
 
 
 TASK_KINDS: Dict[str, TaskKind] = {
-    "segmentation": TaskKind("segmentation", 1, IGNORE_INDEX, is_label=True),
-    "depth": TaskKind("depth", 1, 0.0, is_label=False),
-    "normals": TaskKind(
-        "normals", 3, 0.0, is_label=False, flip_negates_x=True
+    'segmentation': TaskKind('segmentation', 1, IGNORE_INDEX, is_label=True),
+    'depth': TaskKind('depth', 1, 0.0, is_label=False),
+    'normals': TaskKind(
+        'normals', 3, 0.0, is_label=False, flip_negates_x=True
     ),
-    "edge": TaskKind("edge", 1, IGNORE_INDEX, is_label=True),
-    "saliency": TaskKind("saliency", 1, IGNORE_INDEX, is_label=True),
+    'edge': TaskKind('edge', 1, IGNORE_INDEX, is_label=True),
+    'saliency': TaskKind('saliency', 1, IGNORE_INDEX, is_label=True),
 }
 
 # The kind of each task name the reference datasets use, so configs may omit ``kind`` for them.
 DEFAULT_TASK_KIND: Dict[str, str] = {
-    "semseg": "segmentation",
-    "human_parts": "segmentation",
-    "depth": "depth",
-    "normals": "normals",
-    "edge": "edge",
-    "saliency": "saliency",
+    'semseg': 'segmentation',
+    'human_parts': 'segmentation',
+    'depth': 'depth',
+    'normals': 'normals',
+    'edge': 'edge',
+    'saliency': 'saliency',
 }
 
 
@@ -71,12 +71,12 @@ def get_task_kind(
     kind_name = (kinds or {}).get(task, DEFAULT_TASK_KIND.get(task))
     if kind_name is None:
         raise KeyError(
-            f"Task {task!r} has no kind: name it in the task spec, e.g. "
+            f'Task {task!r} has no kind: name it in the task spec, e.g. '
             f"dict({task}=dict(kind='segmentation', ...)). Known kinds: {sorted(TASK_KINDS)}."
         )
     if kind_name not in TASK_KINDS:
         raise KeyError(
-            f"Task {task!r} has unknown kind {kind_name!r}; known kinds: "
-            f"{sorted(TASK_KINDS)}."
+            f'Task {task!r} has unknown kind {kind_name!r}; known kinds: '
+            f'{sorted(TASK_KINDS)}.'
         )
     return TASK_KINDS[kind_name]

@@ -7,9 +7,9 @@ from .compat import (
 from .setup_env import register_all_modules
 
 __all__ = [
-    "register_all_modules",
-    "install_safe_checkpoint_loading",
-    "safe_torch_load",
-    "checkpoint_safe_globals",
-    "UnsafeCheckpointError",
+    'register_all_modules',
+    'install_safe_checkpoint_loading',
+    'safe_torch_load',
+    'checkpoint_safe_globals',
+    'UnsafeCheckpointError',
 ]

@@ -26,7 +26,7 @@ def checkpoint_safe_globals() -> List[Callable]:
     """The non-tensor types an mmengine Runner writes into a checkpoint."""
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    np_core = np._core if hasattr(np, "_core") else np.core
+    np_core = np._core if hasattr(np, '_core') else np.core
     return [
         # message hub: log history buffers hold numpy arrays and scalars
         HistoryBuffer,
@@ -60,12 +60,12 @@ def safe_torch_load(filename: str, map_location=None):
             )
     except pickle.UnpicklingError as err:
         raise UnsafeCheckpointError(
-            f"Refused to load checkpoint {filename!r}: it contains a pickled object that is "
-            f"not a tensor or one of the types mmengine writes into checkpoints, so loading "
-            f"it could run arbitrary code. torch said: {str(err).splitlines()[0]} "
-            f"If you trust the file, open it yourself with "
+            f'Refused to load checkpoint {filename!r}: it contains a pickled object that is '
+            f'not a tensor or one of the types mmengine writes into checkpoints, so loading '
+            f'it could run arbitrary code. torch said: {str(err).splitlines()[0]} '
+            f'If you trust the file, open it yourself with '
             f'torch.load(path, weights_only=False) and re-save only its "state_dict" '
-            f"(tools/model_converters/ does this for the official CTAL checkpoints)."
+            f'(tools/model_converters/ does this for the official CTAL checkpoints).'
         ) from err
 
 
@@ -73,8 +73,8 @@ def _load_local_checkpoint(filename: str, map_location=None):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(
-            f"Checkpoint {filename!r} does not exist. Check the path given to --resume, "
-            f"load_from or --checkpoint."
+            f'Checkpoint {filename!r} does not exist. Check the path given to --resume, '
+            f'load_from or --checkpoint.'
         )
     return safe_torch_load(filename, map_location=map_location)
 
@@ -82,5 +82,5 @@ def _load_local_checkpoint(filename: str, map_location=None):
 def install_safe_checkpoint_loading() -> None:
     """Make mmengine load local checkpoints through :func:`safe_torch_load`. Idempotent."""
     CheckpointLoader.register_scheme(
-        prefixes="", loader=_load_local_checkpoint, force=True
+        prefixes='', loader=_load_local_checkpoint, force=True
     )

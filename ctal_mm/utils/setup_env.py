@@ -29,13 +29,13 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     if not init_default_scope:
         return
     current = DefaultScope.get_current_instance()
-    if current is None or not DefaultScope.check_instance_created("ctal_mm"):
-        DefaultScope.get_instance("ctal_mm", scope_name="ctal_mm")
-    elif current.scope_name != "ctal_mm":
+    if current is None or not DefaultScope.check_instance_created('ctal_mm'):
+        DefaultScope.get_instance('ctal_mm', scope_name='ctal_mm')
+    elif current.scope_name != 'ctal_mm':
         warnings.warn(
             f'The default scope was "{current.scope_name}"; '
             'register_all_modules makes it "ctal_mm".'
         )
         DefaultScope.get_instance(
-            f"ctal_mm-{datetime.datetime.now()}", scope_name="ctal_mm"
+            f'ctal_mm-{datetime.datetime.now()}', scope_name='ctal_mm'
         )

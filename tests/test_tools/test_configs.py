@@ -1,6 +1,7 @@
 """Every config under configs/ builds its model, datasets and evaluator; the synthetic and a
 real-layout (NYUv2) config train one iteration and validate through the Runner; a config that
 inherits a base config and drops a task trains."""
+
 import glob
 import importlib.util
 import os.path as osp
@@ -15,8 +16,10 @@ from ctal_mm.utils import register_all_modules
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-    if '_base_' not in p)
+    p
+    for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p
+)
 REFERENCE_PARAMS = {  # ctal_official.md; PASCAL: minus 9,024 per mmpretrain Swin backbone
     'ctal_hrnet18s_1xb8-200e_nyuv2-288x384.py': 6_057_216,
     'ctal_hrnet18s_1xb8-75e_cityscapes-128x256.py': 5_262_854,
@@ -28,7 +31,9 @@ REFERENCE_PARAMS = {  # ctal_official.md; PASCAL: minus 9,024 per mmpretrain Swi
 
 def _layouts():
     spec = importlib.util.spec_from_file_location(
-        'dataset_layouts', osp.join(REPO, 'tests', 'test_datasets', 'dataset_layouts.py'))
+        'dataset_layouts',
+        osp.join(REPO, 'tests', 'test_datasets', 'dataset_layouts.py'),
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -40,14 +45,20 @@ def data_roots(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('roots')
     nyu = str(tmp / 'nyuv2')
     for split, n in (('train', 2), ('val', 2)):
-        layouts.write_mtan(nyu, split, ('image', 'label', 'depth', 'normal'), n, (64, 64), 13)
+        layouts.write_mtan(
+            nyu, split, ('image', 'label', 'depth', 'normal'), n, (64, 64), 13
+        )
     city, _ = layouts.cityscapes_tree(tmp)
     pascal = str(tmp / 'PASCAL_MT')
     layouts.make_pascal(pascal)
     nyud_mt = str(tmp / 'NYUD_MT')
     layouts.make_nyud_mt(nyud_mt, 'mtinet')
-    return dict(NYUv2Dataset=nyu, CityscapesMTDataset=city, PascalContextMTDataset=pascal,
-                NYUDMTDataset=nyud_mt)
+    return dict(
+        NYUv2Dataset=nyu,
+        CityscapesMTDataset=city,
+        PascalContextMTDataset=pascal,
+        NYUDMTDataset=nyud_mt,
+    )
 
 
 def _point_at(cfg, roots):
@@ -59,7 +70,9 @@ def _point_at(cfg, roots):
         cfg[loader]['persistent_workers'] = False
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS]
+)
 def test_config_builds_model_datasets_and_evaluator(path, data_roots):
     register_all_modules()  # building outside a Runner: ctal_mm as the default scope
     cfg = Config.fromfile(path)
@@ -74,7 +87,9 @@ def test_config_builds_model_datasets_and_evaluator(path, data_roots):
         assert len(dataset) > 0
         # the model predicts exactly the tasks the dataset provides
         assert set(dataset.metainfo['tasks']) >= set(cfg.model.tasks)
-        assert set(cfg[loader]['dataset'].get('tasks', cfg.model.tasks)) == set(cfg.model.tasks)
+        assert set(
+            cfg[loader]['dataset'].get('tasks', cfg.model.tasks)
+        ) == set(cfg.model.tasks)
     metric = METRICS.build(cfg.val_evaluator)
     assert set(metric.metrics) == set(cfg.model.tasks)
 
@@ -95,11 +110,19 @@ def _train_one_iteration(cfg, work_dir):
     return runner
 
 
-@pytest.mark.parametrize('name,feature_size', [
-    ('ctal_hrnet18s_1xb8-200e_nyuv2-288x384.py', (16, 16)),  # the 64x64 fixture
-    ('ctal_hrnet18s_1xb2-200e_nyuv2-576x768.py', (32, 32)),  # upsampled x2
-])
-def test_nyuv2_real_layout_trains_and_validates(name, feature_size, data_roots, tmp_path):
+@pytest.mark.parametrize(
+    'name,feature_size',
+    [
+        (
+            'ctal_hrnet18s_1xb8-200e_nyuv2-288x384.py',
+            (16, 16),
+        ),  # the 64x64 fixture
+        ('ctal_hrnet18s_1xb2-200e_nyuv2-576x768.py', (32, 32)),  # upsampled x2
+    ],
+)
+def test_nyuv2_real_layout_trains_and_validates(
+    name, feature_size, data_roots, tmp_path
+):
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'ctal', name))
     _point_at(cfg, data_roots)
@@ -133,6 +156,8 @@ test_evaluator = val_evaluator
     cfg = Config.fromfile(str(child))
     runner = _train_one_iteration(cfg, tmp_path / 'work')
     assert set(runner.model.tasks) == {'semseg', 'depth'}
-    assert runner.model.decoder.affinity.fusion.weight.shape[1] == 2  # T = 2 tasks
+    assert (
+        runner.model.decoder.affinity.fusion.weight.shape[1] == 2
+    )  # T = 2 tasks
     assert isinstance(runner.val_loop.run()['depth/abs_err'], float)
     assert torch.isfinite(runner.model.decoder.affinity.fusion.weight).all()

@@ -19,25 +19,25 @@ from ctal_mm.utils import register_all_modules
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description="Benchmark inference speed")
-    parser.add_argument("config", help="config file")
+    parser = argparse.ArgumentParser(description='Benchmark inference speed')
+    parser.add_argument('config', help='config file')
     parser.add_argument(
-        "checkpoint", nargs="?", help="checkpoint (random weights if omitted)"
+        'checkpoint', nargs='?', help='checkpoint (random weights if omitted)'
     )
     parser.add_argument(
-        "--num-iters", type=int, default=20, help="timed iterations"
+        '--num-iters', type=int, default=20, help='timed iterations'
     )
     parser.add_argument(
-        "--warmup", type=int, default=3, help="untimed iterations first"
+        '--warmup', type=int, default=3, help='untimed iterations first'
     )
     parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu"
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu'
     )
     parser.add_argument(
-        "--cfg-options",
-        nargs="+",
+        '--cfg-options',
+        nargs='+',
         action=DictAction,
-        help="override settings, xxx=yyy pairs merged into the config",
+        help='override settings, xxx=yyy pairs merged into the config',
     )
     return parser.parse_args()
 
@@ -52,7 +52,7 @@ def main():
     loader = Runner.build_dataloader(cfg.test_dataloader)
     model = MODELS.build(cfg.model)
     if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location="cpu")
+        load_checkpoint(model, args.checkpoint, map_location='cpu')
     model = model.to(args.device).eval()
 
     times, batch_sizes = [], []
@@ -64,23 +64,23 @@ def main():
             except StopIteration:
                 data_iter = iter(loader)
                 batch = next(data_iter)
-            if args.device.startswith("cuda"):
+            if args.device.startswith('cuda'):
                 torch.cuda.synchronize()
             start = time.perf_counter()
             model.test_step(batch)
-            if args.device.startswith("cuda"):
+            if args.device.startswith('cuda'):
                 torch.cuda.synchronize()
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
-                batch_sizes.append(len(batch["inputs"]))
+                batch_sizes.append(len(batch['inputs']))
     per_batch = statistics.median(times)
     batch_size = statistics.median(batch_sizes)
     print(
-        f"{args.config}: batch {batch_size:g}, median {per_batch * 1000:.1f} ms per batch, "
-        f"{batch_size / per_batch:.2f} images/s on {args.device} "
-        f"({args.num_iters} timed iterations after {args.warmup} warm-up)"
+        f'{args.config}: batch {batch_size:g}, median {per_batch * 1000:.1f} ms per batch, '
+        f'{batch_size / per_batch:.2f} images/s on {args.device} '
+        f'({args.num_iters} timed iterations after {args.warmup} warm-up)'
     )
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     main()

@@ -6,20 +6,20 @@ from mmengine import Config, DictAction
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Print the whole config")
-    parser.add_argument("config", help="config file path")
+    parser = argparse.ArgumentParser(description='Print the whole config')
+    parser.add_argument('config', help='config file path')
     parser.add_argument(
-        "--cfg-options",
-        nargs="+",
+        '--cfg-options',
+        nargs='+',
         action=DictAction,
-        help="override settings, xxx=yyy pairs merged into the config",
+        help='override settings, xxx=yyy pairs merged into the config',
     )
     args = parser.parse_args()
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    print(f"Config:\n{cfg.pretty_text}")
+    print(f'Config:\n{cfg.pretty_text}')
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     main()

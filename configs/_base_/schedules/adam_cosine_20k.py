@@ -1,9 +1,9 @@
 # Iteration-based variant: the 40k schedule over 20k iterations.
-_base_ = ["./adam_cosine_40k.py"]
+_base_ = ['./adam_cosine_40k.py']
 max_iters = 20000
 param_scheduler = [
     dict(
-        type="CosineAnnealingLR",
+        type='CosineAnnealingLR',
         T_max=max_iters,
         by_epoch=False,
         begin=0,

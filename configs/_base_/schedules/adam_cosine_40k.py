@@ -1,12 +1,12 @@
 # Iteration-based variant: Adam lr 1e-4, weight decay 1e-4, cosine over 40k iterations.
 max_iters = 40000
 optim_wrapper = dict(
-    type="OptimWrapper",
-    optimizer=dict(type="Adam", lr=1e-4, weight_decay=1e-4),
+    type='OptimWrapper',
+    optimizer=dict(type='Adam', lr=1e-4, weight_decay=1e-4),
 )
 param_scheduler = [
     dict(
-        type="CosineAnnealingLR",
+        type='CosineAnnealingLR',
         T_max=max_iters,
         by_epoch=False,
         begin=0,
@@ -14,10 +14,10 @@ param_scheduler = [
     )
 ]
 train_cfg = dict(
-    type="IterBasedTrainLoop", max_iters=max_iters, val_interval=4000
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=4000
 )
-val_cfg = dict(type="ValLoop")
-test_cfg = dict(type="TestLoop")
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
 log_processor = dict(by_epoch=False)
 default_hooks = dict(
     logger=dict(log_metric_by_epoch=False),

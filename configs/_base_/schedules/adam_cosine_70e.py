@@ -1,7 +1,7 @@
 # The reference's PASCAL-Context schedule: Adam lr 2e-5, weight decay 1e-5, cosine over
 # 70 epochs, gradient-norm clipping at 10 (the reference's configs ask for it but its code never
 # clips: we do clip, as its configs intend).
-_base_ = ["./adam_cosine_200e.py"]
+_base_ = ['./adam_cosine_200e.py']
 max_epochs = 70
 optim_wrapper = dict(
     optimizer=dict(lr=2e-5, weight_decay=1e-5),
@@ -9,7 +9,7 @@ optim_wrapper = dict(
 )
 param_scheduler = [
     dict(
-        type="CosineAnnealingLR",
+        type='CosineAnnealingLR',
         T_max=max_epochs,
         by_epoch=True,
         begin=0,

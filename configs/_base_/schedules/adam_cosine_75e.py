@@ -1,10 +1,10 @@
 # The reference's Cityscapes schedule: Adam lr 5e-4, weight decay 1e-4, cosine over 75 epochs.
-_base_ = ["./adam_cosine_200e.py"]
+_base_ = ['./adam_cosine_200e.py']
 max_epochs = 75
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
 param_scheduler = [
     dict(
-        type="CosineAnnealingLR",
+        type='CosineAnnealingLR',
         T_max=max_epochs,
         by_epoch=True,
         begin=0,

@@ -1,3 +1,3 @@
 from .autocast_optim_wrapper import AutocastOptimWrapper
 
-__all__ = ["AutocastOptimWrapper"]
+__all__ = ['AutocastOptimWrapper']

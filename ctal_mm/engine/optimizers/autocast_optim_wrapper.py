@@ -23,9 +23,9 @@ class AutocastOptimWrapper(OptimWrapper):
         **kwargs: the arguments of :class:`OptimWrapper`.
     """
 
-    def __init__(self, dtype: str = "bfloat16", **kwargs):
+    def __init__(self, dtype: str = 'bfloat16', **kwargs):
         super().__init__(**kwargs)
-        if dtype not in ("bfloat16", "float16"):
+        if dtype not in ('bfloat16', 'float16'):
             raise ValueError(
                 f"AutocastOptimWrapper: dtype must be 'bfloat16' or 'float16', got {dtype!r}."
             )
