@@ -16,10 +16,9 @@ The key mapping is ``ctal_mm.models.reference_keys`` (docs/models.md).
 """
 
 import argparse
-import os
+import io
 import os.path as osp
 import sys
-import tempfile
 
 import torch
 from mmengine.config import Config, DictAction
@@ -33,6 +32,7 @@ from ctal_mm.models.reference_keys import (
 )
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
+from ctal_mm.utils.checkpoint_files import atomic_write
 from ctal_mm.utils.compat import UnsafeCheckpointError, safe_torch_load
 
 # our decoder (or model) type -> the reference's model name
@@ -165,12 +165,10 @@ def main(argv=None) -> int:
         ),
         state_dict=converted,
     )
-    # write next to DST, then rename: an interrupted run leaves no half file
-    dst_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dst_dir, delete=False) as tmp:
-        torch.save(checkpoint, tmp)
-    os.replace(tmp.name, args.dst)
+    # through <dst>.tmp and a rename: an interrupted run leaves no half file
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write(buffer.getvalue(), args.dst)
     print(
         f'{args.src} -> {args.dst}: {len(converted)} tensors of a '
         f'{reference_model} ({tree}) model, all loaded into {args.config}.'

@@ -17,14 +17,14 @@ features).
 """
 
 import argparse
-import os
+import io
 import os.path as osp
 import sys
-import tempfile
 
 import torch
 
 from ctal_mm.models.reference_keys import convert_torchvision_swin_v2
+from ctal_mm.utils.checkpoint_files import atomic_write
 from ctal_mm.utils.compat import UnsafeCheckpointError, safe_torch_load
 
 
@@ -49,11 +49,10 @@ def main(argv=None) -> int:
         meta=dict(converted_from=osp.abspath(args.src)),
         state_dict={'backbone.' + k: v for k, v in converted.items()},
     )
-    dst_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dst_dir, delete=False) as tmp:
-        torch.save(checkpoint, tmp)
-    os.replace(tmp.name, args.dst)
+    # through <dst>.tmp and a rename: an interrupted run leaves no half file
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write(buffer.getvalue(), args.dst)
     print(f'{args.src} -> {args.dst}: {len(converted)} backbone tensors.')
     return 0
 
