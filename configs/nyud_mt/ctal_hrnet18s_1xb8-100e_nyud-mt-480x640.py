@@ -1,8 +1,8 @@
 # CTAL (HRNet-W18-small-v2) on NYUD-MT (40-class semseg, depth, normals, edges; the protocol of
 # MTI-Net / ATRC / InvPT), with MTI-Net's HRNet-18 NYUD recipe: Adam 1e-4, weight decay 1e-4,
 # poly over 100 epochs, batch 8, task weights 1/1/10/50. Inputs are 480x640 (crop / pad), so
-# CTAL's features are 120x160 (N = 19,200): the blocked affinity keeps its memory at one
-# B x 1024 x N slice instead of T full N x N matrices.
+# CTAL's features are 120x160 (N = 19,200): the factored affinity holds no N x N matrix
+# (the plain one would hold 4 T of them, 1.5 GB each).
 _base_ = [
     '../_base_/models/ctal_hrnet18s.py',
     '../_base_/datasets/nyud_mt.py',
@@ -14,6 +14,6 @@ model = dict(
     data_preprocessor={{_base_.data_preprocessor}},
     tasks={{_base_.task_specs}},
     decoder=dict(
-        affinity=dict(feature_size=(120, 160), implementation='blocked')
+        affinity=dict(feature_size=(120, 160), implementation='factored')
     ),
 )

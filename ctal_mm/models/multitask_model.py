@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
 
+from .activation_checkpoint import checkpointed
 from .task_outputs import DEFAULT_LOSS, finalize_prediction
 
 
@@ -57,6 +58,10 @@ class MultiTaskEncoderDecoder(BaseModel):
         loss_weighting: strategy config (FixedWeighting, UncertaintyWeighting, DWAWeighting).
         data_preprocessor: MultiTaskDataPreProcessor config.
         align_corners: of the bilinear upsampling of the outputs.
+        with_cp: activation checkpointing of the backbone and neck together:
+            keep only the images for backward and run both again there
+            (same results, less memory, a little more time). The decoder
+            has its own ``with_cp``.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class MultiTaskEncoderDecoder(BaseModel):
         loss_weighting: dict = dict(type='FixedWeighting'),
         data_preprocessor: Optional[dict] = None,
         align_corners: bool = False,
+        with_cp: bool = False,
         init_cfg=None,
     ):
         super().__init__(
@@ -87,9 +93,15 @@ class MultiTaskEncoderDecoder(BaseModel):
             dict(loss_weighting, tasks=list(self.tasks))
         )
         self.align_corners = align_corners
+        self.with_cp = with_cp
 
     # ----------------------------------------------------------------- features
     def extract_feat(self, inputs: Tensor):
+        if self.with_cp:
+            return checkpointed(self._features, inputs)
+        return self._features(inputs)
+
+    def _features(self, inputs: Tensor):
         feats = self.backbone(inputs)
         return self.neck(feats) if self.neck is not None else feats
 

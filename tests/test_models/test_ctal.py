@@ -1,4 +1,5 @@
-"""CTAL: parameter counts of the reference, the three modes, both implementations agreeing."""
+"""CTAL: parameter counts of the reference, the three modes, both implementations agreeing,
+activation checkpointing."""
 
 import pytest
 import torch
@@ -125,17 +126,20 @@ def test_missing_ground_truth_names_the_task():
 
 
 @pytest.mark.parametrize(
-    'conv_in_norm,dtype,size,block_size',
+    'conv_in_norm,dtype,size',
     [
-        (False, torch.float64, (6, 5), 7),
-        (True, torch.float64, (6, 5), 7),
-        (False, torch.float32, (6, 5), 7),
-        # blocks of more rows than one stencil sub-block (64), the last short
-        (False, torch.float64, (12, 10), 100),
+        (False, torch.float64, (6, 5)),
+        (True, torch.float64, (6, 5)),
+        (False, torch.float32, (6, 5)),
+        # 1-wide and 1-high grids: every neighbour but one is padding
+        (False, torch.float64, (1, 7)),
+        (False, torch.float64, (5, 1)),
+        # more positions than 9 T C (the regime factored is for)
+        (False, torch.float64, (12, 10)),
     ],
 )
-def test_blocked_equals_plain_in_outputs_and_gradients(
-    conv_in_norm, dtype, size, block_size
+def test_factored_equals_plain_in_outputs_and_gradients(
+    conv_in_norm, dtype, size
 ):
     # float64: the two implementations compute the same function (tight
     # tolerance); float32: they agree to rounding, measured against each
@@ -150,12 +154,16 @@ def test_blocked_equals_plain_in_outputs_and_gradients(
     )
     plain = CrossTaskAffinityModule(names, **kwargs).to(dtype)
     # make gamma large so that the attended part dominates and is really compared
-    plain.gamma = blocked_gamma = 0.7
-    blocked = CrossTaskAffinityModule(
-        names, implementation='blocked', block_size=block_size, **kwargs
+    plain.gamma = factored_gamma = 0.7
+    factored = CrossTaskAffinityModule(
+        names, implementation='factored', **kwargs
     ).to(dtype)
-    blocked.load_state_dict(plain.state_dict())
-    blocked.gamma = blocked_gamma
+    factored.load_state_dict(plain.state_dict())
+    factored.gamma = factored_gamma
+    # a non-zero bias: its term (b_p times the sum of V) is computed apart
+    with torch.no_grad():
+        plain.fusion.bias.normal_()
+        factored.fusion.bias.copy_(plain.fusion.bias)
     feats = {
         t: torch.randn(2, 8, *size, dtype=dtype, requires_grad=True)
         for t in names
@@ -172,7 +180,7 @@ def test_blocked_equals_plain_in_outputs_and_gradients(
         return out, grads
 
     out_p, grads_p = run(plain)
-    out_b, grads_b = run(blocked)
+    out_b, grads_b = run(factored)
     tol = 1e-10 if dtype == torch.float64 else 1e-4
 
     def assert_close(actual, expected):
@@ -186,7 +194,7 @@ def test_blocked_equals_plain_in_outputs_and_gradients(
     for gp, gb in zip(grads_p, grads_b):
         assert_close(gb, gp)
     with torch.no_grad():  # inference: the forward alone
-        out_nograd = blocked(feats)
+        out_nograd = factored(feats)
     for t in names:
         assert_close(out_nograd[t], out_p[t])
 
@@ -238,3 +246,35 @@ def test_dwa_weights_follow_the_loss_ratios():
     torch.testing.assert_close(
         out['final.a'] + out['final.b'], torch.tensor(2.0)
     )
+
+
+def test_activation_checkpointing_trains_exactly_as_without():
+    # with_cp recomputes the backbone + neck, the heads and the affinity
+    # output convolutions in backward: the loss, every gradient and the BatchNorm running statistics
+    # (which a plain torch.utils.checkpoint would update twice) must come out
+    # as without it.
+    from ctal_mm.testing import random_multitask_batch
+
+    def one_step(with_cp):
+        cfg = _model_cfg(implementation='factored')
+        cfg.with_cp = cfg.decoder.with_cp = with_cp
+        torch.manual_seed(0)
+        model = MODELS.build(cfg).double().train()
+        batch = random_multitask_batch(cfg.tasks, (32, 32), batch_size=2)
+        data = model.data_preprocessor(batch, True)
+        data['inputs'] = data['inputs'].double()
+        loss, _ = model.parse_losses(model(**data, mode='loss'))
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        return loss.item(), grads, dict(model.named_buffers())
+
+    loss, grads, buffers = one_step(False)
+    loss_cp, grads_cp, buffers_cp = one_step(True)
+    assert loss_cp == pytest.approx(loss, rel=1e-12)
+    assert grads_cp.keys() == grads.keys()
+    for name in grads:
+        torch.testing.assert_close(grads_cp[name], grads[name], msg=name)
+    tracked = [n for n in buffers if n.endswith('num_batches_tracked')]
+    assert tracked and all(buffers[n].item() == 1 for n in tracked)
+    for name in buffers:
+        torch.testing.assert_close(buffers_cp[name], buffers[name], msg=name)

@@ -13,7 +13,7 @@ from ctal_mm.testing import random_multitask_batch
 from ctal_mm.utils import register_all_modules
 
 register_all_modules()
-IMPLEMENTATIONS = ['plain', 'blocked']
+IMPLEMENTATIONS = ['plain', 'factored']
 
 
 def _loss_and_grads(model, data, context):
@@ -32,7 +32,7 @@ def _loss_and_grads(model, data, context):
 def test_bf16_autocast_loss_and_gradient_match_float32(implementation):
     cfg = Config.fromfile('configs/_base_/models/ctal_hrnet18s.py').model
     cfg.decoder.affinity.update(
-        feature_size=(8, 8), implementation=implementation, block_size=24
+        feature_size=(8, 8), implementation=implementation
     )
     torch.manual_seed(0)
     model = MODELS.build(cfg).eval()  # BN in eval: both passes see one model
@@ -64,7 +64,6 @@ def test_compiled_affinity_module_equals_eager(implementation):
         channels=6,
         feature_size=(6, 5),
         implementation=implementation,
-        block_size=7,
     )
     feats = {t: torch.randn(2, 8, 6, 5, requires_grad=True) for t in 'ab'}
 

@@ -4,13 +4,16 @@
         [--variant NAME KEY=VALUE ...] ... [--batch-size 2] [--iters 5]
 
 Each variant is the config with ``--cfg-options``-style overrides (default:
-CTAL's ``plain`` and ``blocked`` affinity implementations). Every variant
+CTAL's ``plain`` and ``factored`` affinity implementations, and ``factored``
+with activation checkpointing of the backbone, neck and decoder). Every variant
 runs in a fresh process, one after the other, on the same random batch
 (``ctal_mm.testing.random_multitask_batch``, the config's input size): the
 first ``--warmup`` steps are not timed, then the median of ``--iters`` full
 training steps (data preprocessing, forward, backward, optimiser step).
 Peak memory: on CPU the process's max RSS (everything: Python, torch,
-weights, activations), on GPU ``torch.cuda.max_memory_allocated``. Before
+weights, activations), on GPU ``torch.cuda.max_memory_allocated``; "step"
+is the peak less what the process held before its first step (on CPU the
+imported libraries alone hold most of a GiB). Before
 timing, each process computes the loss and the gradient once from the same
 initial weights, so the table also shows that the variants compute the same
 function. Ratios are against the first variant. Absolute times on shared
@@ -32,7 +35,13 @@ import time
 
 DEFAULT_VARIANTS = [
     ['plain', 'model.decoder.affinity.implementation=plain'],
-    ['blocked', 'model.decoder.affinity.implementation=blocked'],
+    ['factored', 'model.decoder.affinity.implementation=factored'],
+    [
+        'factored+cp',
+        'model.decoder.affinity.implementation=factored',
+        'model.decoder.with_cp=true',
+        'model.with_cp=true',
+    ],
 ]
 
 
@@ -106,6 +115,9 @@ def run_variant(args, overrides):
     model = MODELS.build(cfg.model).to(device).train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     batch = random_multitask_batch(cfg.model.tasks, size, args.batch_size)
+    # what the process holds before the first step (Python, torch, the
+    # libraries, the model and the batch): the step's own memory is above it
+    base = _memory_now(device)
 
     # the function: loss and gradient from the initial weights
     data = model.data_preprocessor(batch, True)
@@ -147,6 +159,7 @@ def run_variant(args, overrides):
     else:  # KiB on Linux
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return dict(
+        base_bytes=base,
         step_s=statistics.median(times),
         times=times,
         peak_bytes=peak,
@@ -155,6 +168,16 @@ def run_variant(args, overrides):
         device=device,
         input_size=list(size),
     )
+
+
+def _memory_now(device):
+    """Bytes held now: GPU memory allocated, or the process's peak RSS
+    so far on CPU."""
+    import torch
+
+    if device.startswith('cuda'):
+        return torch.cuda.memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main(argv=None):
@@ -216,7 +239,8 @@ def main(argv=None):
     )
     header = (
         f'{"variant":<16}{"s/step":>9}{"time x":>8}{"peak GiB":>10}'
-        f'{"mem x":>7}{"loss":>12}{"|grad|":>12}'
+        f'{"mem x":>7}{"step GiB":>10}{"step x":>8}{"loss":>12}'
+        f'{"|grad|":>12}'
     )
     print(header + '\n' + '-' * len(header))
     for r in results:
@@ -228,12 +252,18 @@ def main(argv=None):
             f'{r["step_s"] / first["step_s"]:>8.2f}'
             f'{r["peak_bytes"] / 2**30:>10.2f}'
             f'{r["peak_bytes"] / first["peak_bytes"]:>7.2f}'
+            f'{_step_bytes(r) / 2**30:>10.2f}'
+            f'{_step_bytes(r) / _step_bytes(first):>8.2f}'
             f'{r["loss"]:>12.6f}{r["grad_norm"]:>12.6f}'
         )
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=1)
     return 0
+
+
+def _step_bytes(result):
+    return result['peak_bytes'] - result['base_bytes']
 
 
 if __name__ == '__main__':

@@ -16,9 +16,9 @@ model = dict(
             channels=128,
             feature_size=(72, 96),  # input size / 4 (NYUv2 288x384)
             gamma=0.05,
-            # 'plain' materialises every N x N matrix, as the reference; 'blocked' computes
-            # the same function a block of rows at a time, in far less memory (for large N,
-            # e.g. 576x768 inputs); measured in docs/benchmarks.md
+            # 'plain' materialises every N x N matrix, as the reference; 'factored' computes
+            # the same function without any (memory linear in N, faster when 9 x tasks x
+            # channels < N, as for NYUv2); measured in docs/benchmarks.md
             implementation='plain',
         ),
         final_head=dict(type='BottleneckTaskHead', channels=128),

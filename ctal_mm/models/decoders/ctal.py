@@ -8,10 +8,10 @@ X'_t = gamma Z_t + (1 - gamma) X_t and upsamples x2.
 
 Two implementations of the same function:
 - ``'plain'`` materialises the T N x N affinities and M, as the reference does;
-- ``'blocked'`` computes M a block of rows at a time (row p of M needs only row p of each A_t)
-  with its own backward that recomputes each block, so memory holds one B x T x block x N
-  slice at a time; the 3x3 fusion is a stencil of strided multiply-adds instead of a grouped
-  convolution (``blocked_affinity.py``). Measured: docs/benchmarks.md.
+- ``'factored'`` never forms an N x N matrix: every A_t has rank C, so Z is computed from
+  9 T^2 small C x C products and the features scaled by the fusion weights
+  (``factored_affinity.py``): memory linear in N, and fewer operations whenever
+  9 T C < N (NYUv2, NYUD-MT). Measured: docs/benchmarks.md.
 """
 
 from typing import Dict, Mapping, Sequence, Tuple
@@ -24,8 +24,9 @@ from torch import Tensor
 
 from ctal_mm.registry import MODELS
 
+from ..activation_checkpoint import checkpointed
 from .base import BaseMultiTaskDecoder
-from .blocked_affinity import blocked_affinity_attention
+from .factored_affinity import factored_affinity_attention
 
 
 @MODELS.register_module()
@@ -40,8 +41,9 @@ class CrossTaskAffinityModule(BaseModule):
             accepts this size only.
         gamma: fixed blend weight of the attended features.
         conv_in_norm: BN + ReLU after the projection (the transformer tree).
-        implementation: ``'plain'`` or ``'blocked'``.
-        block_size: rows of M per block in the blocked implementation.
+        implementation: ``'plain'`` or ``'factored'``.
+        with_cp: recompute the output convolutions (at twice the feature
+            size) in backward instead of keeping their activations.
     """
 
     def __init__(
@@ -53,13 +55,13 @@ class CrossTaskAffinityModule(BaseModule):
         gamma: float = 0.05,
         conv_in_norm: bool = False,
         implementation: str = 'plain',
-        block_size: int = 1024,
+        with_cp: bool = False,
         init_cfg=None,
     ):
         super().__init__(init_cfg)
-        if implementation not in ('plain', 'blocked'):
+        if implementation not in ('plain', 'factored'):
             raise ValueError(
-                f"implementation must be 'plain' or 'blocked', got "
+                f"implementation must be 'plain' or 'factored', got "
                 f'{implementation!r}.'
             )
         self.tasks = list(tasks)
@@ -67,7 +69,7 @@ class CrossTaskAffinityModule(BaseModule):
         self.num_positions = self.feature_size[0] * self.feature_size[1]
         self.gamma = gamma
         self.implementation = implementation
-        self.block_size = block_size
+        self.with_cp = with_cp
         T, N = len(self.tasks), self.num_positions
 
         def conv_in():
@@ -113,38 +115,23 @@ class CrossTaskAffinityModule(BaseModule):
                 "data_preprocessor's size) give this input size."
             )
 
-    def fused_affinity_rows(
-        self, normed: Tensor, start: int, stop: int
-    ) -> Tensor:
-        """Rows [start, stop) of M: B x P x N, from the normalised features B x T x C x N."""
-        B, T, C, N = normed.shape
-        h, w = self.feature_size
-        rows = normed[..., start:stop]  # B T C P
-        affinity = torch.einsum('btcp,btcq->bptq', rows, normed)  # B P T N
-        affinity = affinity.reshape(B, (stop - start) * T, h, w)
-        fused = F.conv2d(
-            affinity,
-            self.fusion.weight[start:stop],
-            self.fusion.bias[start:stop],
-            padding=1,
-            groups=stop - start,
-        )  # B P h w
-        return fused.reshape(B, stop - start, N)
-
     def attend(self, features: Tensor, values: Tensor) -> Tensor:
         """Z = V M^T for all tasks: features B x T x C x N (normalised), values B x T x C x N."""
-        N = self.num_positions
-        if self.implementation == 'plain':
-            M = self.fused_affinity_rows(features, 0, N)  # B N N
-            return torch.einsum('btci,bji->btcj', values, M)
-        return blocked_affinity_attention(
-            features,
-            values,
-            self.fusion.weight,
-            self.fusion.bias,
-            self.feature_size,
-            self.block_size,
-        )
+        if self.implementation == 'factored':
+            return factored_affinity_attention(
+                features,
+                values,
+                self.fusion.weight,
+                self.fusion.bias,
+                self.feature_size,
+            )
+        # plain: the T affinities A_t = X_t^T X_t, interleaved per row p as
+        # (p, t) channels over the h x w grid of q, fused by the grouped conv
+        B, T, C, N = features.shape
+        affinity = torch.einsum('btcp,btcq->bptq', features, features)
+        fused = self.fusion(affinity.reshape(B, N * T, *self.feature_size))
+        M = fused.reshape(B, N, N)
+        return torch.einsum('btci,bji->btcj', values, M)
 
     def forward(
         self, task_features: Mapping[str, Tensor]
@@ -166,7 +153,10 @@ class CrossTaskAffinityModule(BaseModule):
         out = {}
         for i, t in enumerate(self.tasks):
             blended = self.gamma * attended[:, i] + (1 - self.gamma) * x[t]
-            out[t] = self.conv_out[t](blended)
+            if self.with_cp:
+                out[t] = checkpointed(self.conv_out[t], blended)
+            else:
+                out[t] = self.conv_out[t](blended)
         return out
 
 
@@ -180,6 +170,9 @@ class CTALDecoder(BaseMultiTaskDecoder):
         initial_head: config of the initial heads (features of ``affinity.in_channels``).
         final_head: config of the final heads (input: ``affinity.channels``).
         affinity: arguments of :class:`CrossTaskAffinityModule` (feature_size, gamma, ...).
+        with_cp: activation checkpointing: keep only the inputs of each head
+            and of the affinity module's output convolutions, and recompute
+            them in backward (same results, less memory, a little more time).
     """
 
     def __init__(
@@ -189,10 +182,13 @@ class CTALDecoder(BaseMultiTaskDecoder):
         initial_head: dict = dict(type='BottleneckTaskHead', channels=256),
         final_head: dict = dict(type='BottleneckTaskHead'),
         affinity: dict = dict(),
+        with_cp: bool = False,
         init_cfg=None,
     ):
         super().__init__(tasks, init_cfg)
+        self.with_cp = with_cp
         affinity = dict(affinity)
+        affinity.setdefault('with_cp', with_cp)
         affinity.setdefault('in_channels', initial_head.get('channels', 256))
         self.initial_heads = self.build_per_task(
             initial_head, in_channels=in_channels
@@ -207,11 +203,12 @@ class CTALDecoder(BaseMultiTaskDecoder):
         if isinstance(x, (list, tuple)):
             (x,) = x
         features, initial = {}, {}
+        run = checkpointed if self.with_cp else (lambda m, *a, **k: m(*a, **k))
         for task, head in self.initial_heads.items():
-            features[task], initial[task] = head(x, return_features=True)
+            features[task], initial[task] = run(head, x, return_features=True)
         refined = self.affinity(features)
         final = {
-            task: head(refined[task])
+            task: run(head, refined[task])
             for task, head in self.final_heads.items()
         }
         return dict(initial=initial, final=final)
