@@ -133,7 +133,7 @@ class BaseMultiTaskDataset(BaseDataset):
                     logger='current',
                     level=logging.WARNING,
                 )
-                idx = self._rand_another()
+                idx = self._replacement_index({r['index'] for r in skipped})
                 continue
             if data is None:  # a transform rejected the sample, as in mmengine
                 idx = self._rand_another()
@@ -148,6 +148,16 @@ class BaseMultiTaskDataset(BaseDataset):
             f'last error: {skipped[-1]["error"] if skipped else "none"}. '
             f'{DATASET_HINT}'
         )
+
+    def _replacement_index(self, unreadable: set) -> int:
+        """A random index other than those found unreadable in this call
+        (so one bad file is not drawn, logged and recorded twice)."""
+        if len(unreadable) >= len(self):
+            return self._rand_another()
+        while True:
+            idx = self._rand_another()
+            if idx not in unreadable:
+                return idx
 
     @classmethod
     def select_tasks(cls, tasks: Optional[Sequence[str]]) -> tuple:
