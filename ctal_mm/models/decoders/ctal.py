@@ -42,8 +42,11 @@ class CrossTaskAffinityModule(BaseModule):
         gamma: fixed blend weight of the attended features.
         conv_in_norm: BN + ReLU after the projection (the transformer tree).
         implementation: ``'plain'`` or ``'factored'``.
-        with_cp: recompute the output convolutions (at twice the feature
-            size) in backward instead of keeping their activations.
+        with_cp: recompute the upsampling (transposed conv, BN, ReLU) of the
+            output convolutions in backward instead of keeping its
+            activations. The last 3x3 conv is not recomputed: it is the most
+            expensive layer of the decoder and its input is needed for its
+            weight gradient anyway.
     """
 
     def __init__(
@@ -154,7 +157,8 @@ class CrossTaskAffinityModule(BaseModule):
         for i, t in enumerate(self.tasks):
             blended = self.gamma * attended[:, i] + (1 - self.gamma) * x[t]
             if self.with_cp:
-                out[t] = checkpointed(self.conv_out[t], blended)
+                upsample, conv = self.conv_out[t][:-1], self.conv_out[t][-1]
+                out[t] = conv(checkpointed(upsample, blended))
             else:
                 out[t] = self.conv_out[t](blended)
         return out
@@ -171,8 +175,8 @@ class CTALDecoder(BaseMultiTaskDecoder):
         final_head: config of the final heads (input: ``affinity.channels``).
         affinity: arguments of :class:`CrossTaskAffinityModule` (feature_size, gamma, ...).
         with_cp: activation checkpointing: keep only the inputs of each head
-            and of the affinity module's output convolutions, and recompute
-            them in backward (same results, less memory, a little more time).
+            and of the affinity module's upsampling, and recompute them in
+            backward (same results, less memory, a little more time).
     """
 
     def __init__(
