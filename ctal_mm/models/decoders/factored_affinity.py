@@ -15,13 +15,13 @@ order. Writing S_k X_s for X_s with its columns moved to the k-th neighbour
     Z_t[:, p] = b_p V_t 1 + sum_{s, k} G_tsk (W[p, s, k] x_s[p]),
     G_tsk = V_t (S_k X_s)^T                              C x C
 
-So Z needs the 9 T^2 small matrices G and one product with the features
-scaled by the fusion weights: about 36 (TC)^2 N multiply-adds instead of
+So Z needs the 9 T^2 small matrices G and, per neighbour k, one product of
+G with the features scaled by the fusion weights: about 36 (TC)^2 N multiply-adds instead of
 the 4 N^2 TC of forming A and M, and memory linear in N. It wins when
 9 TC < N (NYUv2 at 288x384: 9 * 384 = 3,456 against N = 6,912; at 576x768
 N = 27,648); for small N (Swin features, N = 256) the direct computation is
-cheaper. Autograd differentiates it as written. Measured against the
-direct computation: docs/benchmarks.md.
+cheaper. The backward is written by hand (it keeps only the inputs and G).
+Measured against the direct computation: docs/benchmarks.md.
 """
 
 from typing import Tuple
