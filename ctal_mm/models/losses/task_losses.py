@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import IGNORE_INDEX
 
+from ..task_outputs import unit_vectors
+
 
 def _zero(logits: Tensor) -> Tensor:
     return logits.sum() * 0.0
@@ -70,7 +72,7 @@ class NormalsLoss(nn.Module):
         valid = gt.abs().sum(1) > 0  # B H W
         if not valid.any():
             return _zero(logits)
-        pred = F.normalize(logits, dim=1)
+        pred = unit_vectors(logits)
         if self.mode == 'cosine':
             return 1 - (pred * gt).sum(1)[valid].mean()
         return (pred - gt).abs().permute(0, 2, 3, 1)[valid].mean()
