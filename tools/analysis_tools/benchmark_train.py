@@ -10,11 +10,14 @@ runs in a fresh process, one after the other, on the same random batch
 (``ctal_mm.testing.random_multitask_batch``, the config's input size): the
 first ``--warmup`` steps are not timed, then the median of ``--iters`` full
 training steps (data preprocessing, forward, backward, optimiser step).
-Peak memory: on CPU the process's max RSS (everything: Python, torch,
-weights, activations), on GPU ``torch.cuda.max_memory_allocated``; "step"
-is the peak less what the process held before its first step (on CPU the
-imported libraries alone hold most of a GiB). Before
-timing, each process computes the loss and the gradient once from the same
+Two memory columns. "peak": what the process took from the machine, on
+CPU its max RSS (Python, torch and the other libraries, which alone hold most
+of a GiB, the allocator's free-but-kept memory, and the tensors), on GPU
+``torch.cuda.max_memory_reserved``. "tensors": the most tensor memory live
+at once (parameters, optimiser state, batch and the step's activations), on
+GPU ``torch.cuda.max_memory_allocated``, on CPU the tensors alive before a
+step plus the highest point of one more profiled step's allocation events.
+Before timing, each process computes the loss and the gradient once from the same
 initial weights, so the table also shows that the variants compute the same
 function. Ratios are against the first variant. Absolute times on shared
 machines are noise; ratios from one run are what to compare.
@@ -25,6 +28,7 @@ train step, as ``compile=True`` in a config).
 """
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -115,9 +119,6 @@ def run_variant(args, overrides):
     model = MODELS.build(cfg.model).to(device).train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     batch = random_multitask_batch(cfg.model.tasks, size, args.batch_size)
-    # what the process holds before the first step (Python, torch, the
-    # libraries, the model and the batch): the step's own memory is above it
-    base = _memory_now(device)
 
     # the function: loss and gradient from the initial weights
     data = model.data_preprocessor(batch, True)
@@ -155,14 +156,18 @@ def run_variant(args, overrides):
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
     if device.startswith('cuda'):
-        peak = torch.cuda.max_memory_allocated()
-    else:  # KiB on Linux
+        peak = torch.cuda.max_memory_reserved()
+        tensor_peak = torch.cuda.max_memory_allocated()
+    else:  # KiB on Linux; read before the profiled step adds its records
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        tensor_peak = _live_cpu_tensor_bytes() + _cpu_step_tensor_rise(
+            lambda: train_step(batch, optim_wrapper)
+        )
     return dict(
-        base_bytes=base,
         step_s=statistics.median(times),
         times=times,
         peak_bytes=peak,
+        tensor_peak_bytes=tensor_peak,
         loss=loss_value,
         grad_norm=grad_norm,
         device=device,
@@ -170,14 +175,37 @@ def run_variant(args, overrides):
     )
 
 
-def _memory_now(device):
-    """Bytes held now: GPU memory allocated, or the process's peak RSS
-    so far on CPU."""
+def _live_cpu_tensor_bytes():
+    """Bytes of the CPU tensors alive now (each storage once)."""
     import torch
 
-    if device.startswith('cuda'):
-        return torch.cuda.memory_allocated()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    storages = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, torch.Tensor) and obj.device.type == 'cpu':
+            storage = obj.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values())
+
+
+def _cpu_step_tensor_rise(step):
+    """The highest point, above the start, of the CPU tensor memory that
+    ``step()`` allocates and frees, replayed from the profiler's allocation
+    events (torch keeps no allocation statistics for CPU)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
+        step()
+    # the raw events: the summarised ones fold allocations into their ops
+    changes = sorted(
+        (event.start_ns(), event.nbytes())
+        for event in p.profiler.kineto_results.events()
+        if event.name() == '[memory]'
+    )
+    live = highest = 0
+    for _, nbytes in changes:
+        live += nbytes
+        highest = max(highest, live)
+    return highest
 
 
 def main(argv=None):
@@ -224,7 +252,8 @@ def main(argv=None):
         results.append(result)
         print(
             f'{name}: {result["step_s"]:.3f} s/step, peak '
-            f'{result["peak_bytes"] / 2**30:.2f} GiB',
+            f'{result["peak_bytes"] / 2**30:.2f} GiB, tensors '
+            f'{result["tensor_peak_bytes"] / 2**30:.2f} GiB',
             flush=True,
         )
 
@@ -239,8 +268,8 @@ def main(argv=None):
     )
     header = (
         f'{"variant":<16}{"s/step":>9}{"time x":>8}{"peak GiB":>10}'
-        f'{"mem x":>7}{"step GiB":>10}{"step x":>8}{"loss":>12}'
-        f'{"|grad|":>12}'
+        f'{"mem x":>7}{"tensors GiB":>13}{"tens. x":>9}{"loss":>12}'
+        f'{"|grad|":>14}'
     )
     print(header + '\n' + '-' * len(header))
     for r in results:
@@ -252,18 +281,14 @@ def main(argv=None):
             f'{r["step_s"] / first["step_s"]:>8.2f}'
             f'{r["peak_bytes"] / 2**30:>10.2f}'
             f'{r["peak_bytes"] / first["peak_bytes"]:>7.2f}'
-            f'{_step_bytes(r) / 2**30:>10.2f}'
-            f'{_step_bytes(r) / _step_bytes(first):>8.2f}'
-            f'{r["loss"]:>12.6f}{r["grad_norm"]:>12.6f}'
+            f'{r["tensor_peak_bytes"] / 2**30:>13.2f}'
+            f'{r["tensor_peak_bytes"] / first["tensor_peak_bytes"]:>9.2f}'
+            f'{r["loss"]:>12.6f}{r["grad_norm"]:>14.8g}'
         )
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=1)
     return 0
-
-
-def _step_bytes(result):
-    return result['peak_bytes'] - result['base_bytes']
 
 
 if __name__ == '__main__':

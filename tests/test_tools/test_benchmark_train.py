@@ -1,0 +1,70 @@
+"""tools/analysis_tools/benchmark_train.py: variants side by side."""
+
+import importlib.util
+import json
+import os.path as osp
+
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(
+    REPO, 'configs', 'ctal', 'ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
+)
+
+
+def _load_tool():
+    path = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_train.py')
+    spec = importlib.util.spec_from_file_location('benchmark_train', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_tensor_memory_is_the_highest_point_of_a_step():
+    tool = _load_tool()
+    held = []
+
+    def step():
+        a = torch.ones(2**18)  # 1 MiB
+        b = torch.ones(2**20)  # 4 MiB, while a lives: 5 MiB
+        del a, b
+        held.append(torch.ones(2**19))  # 2 MiB, kept after the step
+
+    before = tool._live_cpu_tensor_bytes()
+    rise = tool._cpu_step_tensor_rise(step)
+    assert 5 * 2**20 <= rise < 6 * 2**20
+    assert tool._live_cpu_tensor_bytes() - before >= 2 * 2**20
+
+
+def test_variants_run_side_by_side_on_the_same_function(tmp_path, capsys):
+    tool = _load_tool()
+    small = ['model.decoder.affinity.feature_size=[8,8]']
+    out = tmp_path / 'results.json'
+    code = tool.main(
+        [
+            DEMO,
+            '--shape', '32', '32',
+            '--iters', '1',
+            '--warmup', '0',
+            '--threads', '1',
+            '--json', str(out),
+            '--variant', 'plain', *small,
+            'model.decoder.affinity.implementation=plain',
+            '--variant', 'factored', *small,
+            'model.decoder.affinity.implementation=factored',
+        ]
+    )  # fmt: skip
+    assert code == 0
+    plain, factored = json.loads(out.read_text())
+    assert (plain['name'], factored['name']) == ('plain', 'factored')
+    assert plain['input_size'] == [32, 32]
+    # same weights, same batch: the same loss and gradient
+    assert abs(plain['loss'] - factored['loss']) < 1e-5
+    assert abs(factored['grad_norm'] / plain['grad_norm'] - 1) < 1e-5
+    for result in (plain, factored):
+        assert result['step_s'] > 0
+        # the process holds the libraries besides the tensors
+        assert 0 < result['tensor_peak_bytes'] < result['peak_bytes']
+    table = capsys.readouterr().out
+    assert 'tensors GiB' in table
+    assert table.splitlines()[-2].startswith('plain')
