@@ -61,7 +61,8 @@ class MultiTaskEncoderDecoder(BaseModel):
         with_cp: activation checkpointing of the backbone and neck together:
             keep only the images for backward and run both again there
             (same results, less memory, a little more time). The decoder
-            has its own ``with_cp``.
+            has its own ``with_cp``. For a deep backbone (Swin) its own
+            per-block ``backbone.with_cp`` holds less at once.
     """
 
     def __init__(
