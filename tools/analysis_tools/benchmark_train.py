@@ -183,7 +183,12 @@ def _live_cpu_tensor_bytes():
     for obj in gc.get_objects():
         if isinstance(obj, torch.Tensor) and obj.device.type == 'cpu':
             storage = obj.untyped_storage()
-            storages[storage.data_ptr()] = storage.nbytes()
+            try:
+                address = storage.data_ptr()
+            except RuntimeError:  # functional tensors (torch.compile)
+                continue
+            if address:  # 0: fake tensors, empty storages
+                storages[address] = storage.nbytes()
     return sum(storages.values())
 
 
