@@ -93,8 +93,9 @@ class FactoredAffinityAttention(torch.autograd.Function):
     Both passes go through the 9 neighbours k one at a time, so besides the
     inputs they hold one B x T C x N tensor of features scaled by the fusion
     weights (Y_k[b, (s, d), p] = W[p, s, k] X_s[d, p]) and its gradient;
-    the backward keeps only the inputs, the norms and G. Every product accumulates into
-    a contiguous tensor (BLAS would copy a strided one in and out).
+    the backward keeps only the inputs, the norms and G. Every product
+    accumulates into a contiguous tensor (BLAS would copy a strided one in
+    and out).
 
     Args (of ``apply``):
         features: B x T x C x N, normalised over C here as
@@ -138,7 +139,7 @@ def _forward(ctx, features, values, weight, bias, size):
     grid = PaddedGrid(*size)
     weight = weight.reshape(N, T, 9)
     padded = grid.pad(normed).reshape(B, T * C, grid.length)
-    # the ring columns inside the span are zero in V: they add nothing to G
+    # the span's ring and tail columns are zero in V: they add nothing to G
     value_span = grid.shifted(grid.pad(values).reshape(B, T * C, -1), 0)
     # G[k, b, (t, c), (s, d)] = sum_q V_t[c, q] X_s[d, q + o_k]
     gram = torch.stack(
