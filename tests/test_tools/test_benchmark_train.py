@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os.path as osp
+import weakref
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -34,11 +35,15 @@ def test_cpu_tensor_memory_is_the_highest_point_of_a_step():
     # torch.compile leaves tensors without data about: not counted
     fake = FakeTensorMode().from_tensor(torch.ones(2**20))
     functional = torch._to_functional_tensor(torch.ones(2**20))
+    # nor does a proxy whose object is gone stop the count
+    gone = torch.nn.Linear(1, 1)
+    proxy = weakref.proxy(gone)
+    del gone
     before = tool._live_cpu_tensor_bytes()
     rise = tool._cpu_step_tensor_rise(step)
     assert 5 * 2**20 <= rise < 6 * 2**20
     assert tool._live_cpu_tensor_bytes() - before >= 2 * 2**20
-    del fake, functional
+    del fake, functional, proxy
 
 
 def test_variants_run_side_by_side_on_the_same_function(tmp_path, capsys):

@@ -181,7 +181,9 @@ def _live_cpu_tensor_bytes():
 
     storages = {}
     for obj in gc.get_objects():
-        if isinstance(obj, torch.Tensor) and obj.device.type == 'cpu':
+        # type(), not isinstance(): a weak proxy to a dead object raises on
+        # isinstance, and a proxy to a tensor would count it twice anyway
+        if issubclass(type(obj), torch.Tensor) and obj.device.type == 'cpu':
             storage = obj.untyped_storage()
             try:
                 address = storage.data_ptr()
