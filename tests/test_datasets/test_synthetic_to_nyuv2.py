@@ -1,6 +1,5 @@
 """tools/dataset_converters/synthetic_to_nyuv2.py: a round trip through the real NYUv2 loader."""
 
-import importlib.util
 import os.path as osp
 import runpy
 import sys
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 from dataset_layouts import REPO, config_path
 from mmengine.config import Config
+from repo_scripts import load_script
 
 from ctal_mm.datasets import render_scene
 from ctal_mm.registry import DATASETS
@@ -17,10 +17,7 @@ TOOL = osp.join(REPO, 'tools', 'dataset_converters', 'synthetic_to_nyuv2.py')
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('synthetic_to_nyuv2', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL)
 
 
 def test_round_trip_through_the_nyuv2_config(tmp_path):

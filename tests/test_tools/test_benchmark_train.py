@@ -1,25 +1,20 @@
 """tools/analysis_tools/benchmark_train.py: variants side by side."""
 
-import importlib.util
 import json
 import os.path as osp
 import weakref
 
 import torch
+from repo_scripts import REPO, load_script
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(
     REPO, 'configs', 'ctal', 'ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
 )
 
 
 def _load_tool():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_train.py')
-    spec = importlib.util.spec_from_file_location('benchmark_train', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/analysis_tools/benchmark_train.py')
 
 
 def test_cpu_tensor_memory_is_the_highest_point_of_a_step():

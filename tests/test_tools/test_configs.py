@@ -3,18 +3,17 @@ real-layout (NYUv2) config train one iteration and validate through the Runner; 
 inherits a base config and drops a task trains."""
 
 import glob
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
+from repo_scripts import REPO, load_script
 
 from ctal_mm.registry import DATASETS, METRICS, MODELS
 from ctal_mm.utils import register_all_modules
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     p
     for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
@@ -30,13 +29,7 @@ REFERENCE_PARAMS = {  # ctal_official.md; PASCAL: minus 9,024 per mmpretrain Swi
 
 
 def _layouts():
-    spec = importlib.util.spec_from_file_location(
-        'dataset_layouts',
-        osp.join(REPO, 'tests', 'test_datasets', 'dataset_layouts.py'),
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tests/test_datasets/dataset_layouts.py')
 
 
 @pytest.fixture(scope='module')

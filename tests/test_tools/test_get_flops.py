@@ -1,20 +1,16 @@
 """tools/analysis_tools/get_flops.py counts what the model computes."""
 
-import importlib.util
 import os.path as osp
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from repo_scripts import REPO, load_script
+
 DEMO = osp.join(
     REPO, 'configs', 'ctal', 'ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
 )
 
 
 def _load_tool():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py')
-    spec = importlib.util.spec_from_file_location('get_flops', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/analysis_tools/get_flops.py')
 
 
 def test_counts_parameters_and_at_least_the_affinity_products(capsys):

@@ -1,6 +1,5 @@
 """tools/analysis_tools/browse_dataset.py end to end, in a subprocess."""
 
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -9,10 +8,10 @@ import textwrap
 
 import cv2
 import pytest
+from repo_scripts import REPO, load_script
 
 from ctal_mm.visualization.panel import gap_width, title_height
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'browse_dataset.py')
 
 
@@ -144,10 +143,7 @@ def test_synthetic_config_all_six_tasks(tmp_path):
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('browse_dataset', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL)
 
 
 def test_not_show_without_output_dir_is_refused(capsys):
