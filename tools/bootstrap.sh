@@ -115,7 +115,8 @@ else
   # pure-Python mmcv: ctal_mm needs no compiled op (set MMCV_WITH_OPS=1 yourself for CUDA ops)
   MMCV_WITH_OPS="${MMCV_WITH_OPS:-0}" run_step openmmlab "${PIP[@]}" -r "$MM_REQ"
 fi
-run_step runtime "${PIP[@]}" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+run_step runtime "${PIP[@]}" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt" \
+  -r "$ROOT/requirements/deploy.txt" -r "$ROOT/requirements/optional.txt"
 run_step ctal_mm "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 
 if ! import_check; then
