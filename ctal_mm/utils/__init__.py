@@ -4,6 +4,11 @@ from .compat import (
     install_safe_checkpoint_loading,
     safe_torch_load,
 )
+from .model_weights import (
+    CheckpointMismatchError,
+    check_state_dict,
+    load_model_weights,
+)
 from .setup_env import register_all_modules
 
 __all__ = [
@@ -12,4 +17,7 @@ __all__ = [
     'safe_torch_load',
     'checkpoint_safe_globals',
     'UnsafeCheckpointError',
+    'CheckpointMismatchError',
+    'check_state_dict',
+    'load_model_weights',
 ]
