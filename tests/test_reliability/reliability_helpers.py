@@ -16,6 +16,7 @@ DEMO = osp.join(
     REPO, 'configs', 'ctal', 'ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
 )
 TRAIN = osp.join(REPO, 'tools', 'train.py')
+TEST = osp.join(REPO, 'tools', 'test.py')
 DIST_TRAIN = osp.join(REPO, 'tools', 'dist_train.sh')
 
 
@@ -86,6 +87,20 @@ def train(config, work_dir, *args, fault=None, nproc=None, timeout=300, **kw):
     return subprocess.run(
         cmd + ['--work-dir', str(work_dir)] + list(args),
         env=env(**extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_test(config, checkpoint, work_dir, *args, timeout=300, **kw):
+    """Run tools/test.py; returns the CompletedProcess, stdout and stderr merged.
+    ``kw``: environment variables."""
+    cmd = [sys.executable, TEST, str(config), str(checkpoint)]
+    return subprocess.run(
+        cmd + ['--work-dir', str(work_dir)] + list(args),
+        env=env(**kw),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
