@@ -19,7 +19,9 @@ from ctal_mm.engine.launch import (
 )
 from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
+from ctal_mm.utils.compat import UnsafeCheckpointError
 from ctal_mm.utils.config_checks import ConfigError, check_config
+from ctal_mm.utils.model_weights import CheckpointMismatchError
 
 
 def parse_args():
@@ -30,6 +32,13 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--work-dir', help='the dir to save the evaluation metrics file'
+    )
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load a checkpoint whose keys do not all fit the model (only the keys that '
+        'fit are loaded; the others keep their initial values). Without it a missing, '
+        'unexpected or reshaped key stops the run.',
     )
     parser.add_argument(
         '--out',
@@ -122,6 +131,9 @@ def main():
             dict(type='DumpResults', out_file_path=args.out)
         )
 
+    if args.non_strict:
+        cfg.load_strict = False
+
     # as in tools/train.py: the config's mistakes before anything is built
     if cfg.get('default_hooks', {}).get('config_check', True) is not None:
         try:
@@ -136,7 +148,11 @@ def main():
         if 'runner_type' not in cfg
         else RUNNERS.build(cfg)
     )
-    runner.test()
+    try:
+        runner.test()
+    except (CheckpointMismatchError, UnsafeCheckpointError) as error:
+        # the message says what is wrong and what to do; a traceback adds nothing
+        sys.exit(f'{type(error).__name__}: {error}')
     del runner  # it holds the process group: see finish_distributed
     finish_distributed()
 

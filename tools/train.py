@@ -21,7 +21,9 @@ from ctal_mm.engine.launch import (
 )
 from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
+from ctal_mm.utils.compat import UnsafeCheckpointError
 from ctal_mm.utils.config_checks import ConfigError, check_config
+from ctal_mm.utils.model_weights import CheckpointMismatchError
 
 
 def parse_args():
@@ -38,6 +40,13 @@ def parse_args():
         type=str,
         const='auto',
         help='resume from the latest checkpoint in the work dir, or from the given checkpoint',
+    )
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load a checkpoint whose keys do not all fit the model (only the keys that '
+        'fit are loaded; the others keep their initial values). Without it a missing, '
+        'unexpected or reshaped key stops the run.',
     )
     parser.add_argument(
         '--amp',
@@ -88,6 +97,9 @@ def main():
     if args.amp:
         enable_amp(cfg)
 
+    if args.non_strict:
+        cfg.load_strict = False
+
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -110,7 +122,11 @@ def main():
         if 'runner_type' not in cfg
         else RUNNERS.build(cfg)
     )
-    runner.train()
+    try:
+        runner.train()
+    except (CheckpointMismatchError, UnsafeCheckpointError) as error:
+        # the message says what is wrong and what to do; a traceback adds nothing
+        sys.exit(f'{type(error).__name__}: {error}')
     del runner  # it holds the process group: see finish_distributed
     finish_distributed()
 

@@ -502,10 +502,17 @@ def _affinity_modules(model: torch.nn.Module) -> Dict[str, torch.nn.Module]:
 
 
 def probe_input_size(
-    model: torch.nn.Module, dataloader, loader: str, training: bool
+    model: torch.nn.Module,
+    dataloader,
+    loader: str,
+    training: bool,
+    evaluating: bool = False,
 ) -> List[str]:
     """Run one sample of ``dataloader`` through the data preprocessor and the model up to its
-    affinity module(s); report inputs those modules were not built for."""
+    affinity module(s); report inputs those modules were not built for.
+
+    ``evaluating``: the model's weights come from a checkpoint (tools/test.py), so the fix
+    is to bring the inputs to the model's size, not to build another model."""
     modules = _affinity_modules(model)
     if not modules:
         return []
@@ -525,7 +532,9 @@ def probe_input_size(
         try:
             module.check_size(first)
         except ValueError:  # its message names no config key: ours does
-            problems.append(_size_problem(name, module, first, inputs, loader))
+            problems.append(
+                _size_problem(name, module, first, inputs, loader, evaluating)
+            )
         seen.add(name)
         if len(seen) == len(modules):
             raise _ProbeDone
@@ -548,12 +557,27 @@ def probe_input_size(
     return problems
 
 
-def _size_problem(name, module, features, inputs, loader) -> str:
+def _size_problem(
+    name, module, features, inputs, loader, evaluating=False
+) -> str:
     fh, fw = module.feature_size
     h, w = features.shape[-2:]
     H, W = inputs.shape[-2:]
     stride_h, stride_w = H / h, W / w
     need = (round(fh * stride_h), round(fw * stride_w))
+    if evaluating:
+        # a checkpoint's CTAL weights are tied to its feature size: another size would
+        # make the checkpoint not fit, so the inputs must change
+        return (
+            f'{loader} gives {H}x{W} inputs (after the data preprocessor), but '
+            f'the model was built, and its checkpoint trained, for '
+            f'{need[0]}x{need[1]} inputs (model.{name}.feature_size='
+            f'{tuple(module.feature_size)} at stride {stride_h:g}). Resize or pad '
+            f'the inputs to {need[0]}x{need[1]}: a Resize / Pad to that size in '
+            f'{loader}.dataset.pipeline, or model.data_preprocessor.size='
+            f'({need[0]}, {need[1]}) to pad them. Do not change feature_size: '
+            'the checkpoint would no longer fit the model.'
+        )
     return (
         f'model.{name}.feature_size={tuple(module.feature_size)} but '
         f'{loader} gives {H}x{W} inputs (after the data preprocessor), '
@@ -599,6 +623,7 @@ def check_runner(runner, probe_sizes: bool = True) -> None:
             metas[loader] = dict(meta, _type=type(dataloader.dataset).__name__)
     problems = _static_problems(cfg, metas)
     if not problems and probe_sizes:
+        evaluating = 'train_dataloader' not in loaders
         model = (
             runner.model.module
             if is_model_wrapper(runner.model)
@@ -610,6 +635,7 @@ def check_runner(runner, probe_sizes: bool = True) -> None:
                 dataloader,
                 loader,
                 training=loader == 'train_dataloader',
+                evaluating=evaluating,
             )
     if problems:
         raise ConfigError(problems, cfg.filename)

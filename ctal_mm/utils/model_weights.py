@@ -4,7 +4,11 @@ MMEngine's ``load_checkpoint(strict=False)`` logs every missing, unexpected and 
 and goes on with a partly random model; its ``strict=True`` raises with hundreds of lines. Here
 the comparison is done once, up front, and the error names the first few keys of each kind, how
 many there are, and the likely cause. Every user of a checkpoint (tools/test.py, ``load_from``,
-``--resume``, the inference API, pretrained backbones) goes through :func:`check_state_dict`.
+``--resume``, the inference API, pretrained backbones) goes through :func:`check_state_dict`:
+the Runner's loads (``load_from``, ``--resume``, tools/test.py) through ctal_mm's
+CheckpointHook, which calls :func:`check_checkpoint_fits` when a checkpoint has been read and
+before any weight or optimiser state is copied, unless the config sets ``load_strict = False``
+(``--non-strict``).
 """
 
 from collections import OrderedDict
@@ -106,6 +110,27 @@ def model_state_dict(checkpoint: Mapping) -> 'OrderedDict[str, torch.Tensor]':
     )
 
 
+NON_STRICT_HINT = (
+    'Pass the checkpoint of this config, or load it non-strictly '
+    '(--non-strict, or load_strict = False in the config) if you mean to load only the '
+    'keys that fit.'
+)
+
+
+def check_checkpoint_fits(
+    model: torch.nn.Module,
+    checkpoint: Mapping,
+    source: str,
+    hint: str = NON_STRICT_HINT,
+) -> None:
+    """:func:`check_state_dict` of a loaded checkpoint against ``model`` (or the model a
+    wrapper holds): raise :class:`CheckpointMismatchError` unless its weights fit exactly."""
+    target = model.module if is_model_wrapper(model) else model
+    check_state_dict(
+        target.state_dict(), model_state_dict(checkpoint), source, hint=hint
+    )
+
+
 def load_model_weights(
     model: torch.nn.Module,
     filename: str,
@@ -127,15 +152,9 @@ def load_model_weights(
         raise CheckpointMismatchError(
             f'{filename} holds a {type(checkpoint).__name__}, not a checkpoint dict'
         )
+    if strict:
+        check_checkpoint_fits(model, checkpoint, filename)
     state_dict = model_state_dict(checkpoint)
     target = model.module if is_model_wrapper(model) else model
-    if strict:
-        check_state_dict(
-            target.state_dict(),
-            state_dict,
-            filename,
-            hint='Pass the checkpoint of this config, or load it non-strictly '
-            '(--non-strict) if you mean to load only the keys that fit.',
-        )
     load_state_dict(target, state_dict, strict=False, logger=logger)
     return checkpoint

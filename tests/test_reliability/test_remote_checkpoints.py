@@ -7,6 +7,7 @@ cache, where a download would have left them."""
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 from reliability_helpers import run_test, write_config
@@ -49,6 +50,11 @@ def _evil(torch_home, tmp_path, name='x.pth'):
         {'state_dict': {'w': torch.zeros(1)}, 'meta': _Payload()},
     )
     return marker
+
+
+def _build_model(cfg):
+    with DefaultScope.overwrite_default_scope('ctal_mm'):
+        return MODELS.build(cfg.model)
 
 
 def _cfg(tmp_path, **extra):
@@ -105,7 +111,7 @@ def test_backbone_pretrained_from_a_url_is_refused(torch_home, tmp_path):
     marker = _evil(torch_home, tmp_path)
     init_cfg = dict(type='Pretrained', checkpoint=URL)
     cfg = _cfg(tmp_path, model=dict(backbone=dict(init_cfg=init_cfg)))
-    model = MODELS.build(cfg.model)
+    model = _build_model(cfg)
     with pytest.raises(UnsafeCheckpointError, match=URL):
         model.init_weights()
     assert not marker.exists()
@@ -120,7 +126,7 @@ def test_tools_test_refuses_a_url_and_loads_a_benign_one(torch_home, tmp_path):
     assert f"Refused to load checkpoint '{URL}'" in proc.stdout
     assert not marker.exists()
 
-    model = MODELS.build(cfg.model)
+    model = _build_model(cfg)
     _cache(torch_home, 'good.pth', {'state_dict': model.state_dict()})
     proc = run_test(
         config,

@@ -19,6 +19,7 @@ from ctal_mm.utils.checkpoint_files import (
     is_complete_checkpoint,
     remove_incomplete_files,
 )
+from ctal_mm.utils.model_weights import check_checkpoint_fits
 
 
 def epoch_seed(seed: int, epoch: int, rank: Optional[int] = None) -> int:
@@ -52,6 +53,11 @@ class CheckpointHook(MMEngineCheckpointHook):
     * ``resume=True`` without a path (``tools/train.py --resume``) resumes from the newest
       complete checkpoint, also when ``last_checkpoint`` is missing, stale or names a
       truncated file; a truncated file given explicitly is refused with its name.
+    * Every checkpoint the Runner loads (``load_from``, ``--resume``, tools/test.py) must fit
+      the model exactly: a missing, unexpected or reshaped key raises
+      :class:`~ctal_mm.utils.model_weights.CheckpointMismatchError` naming the first few,
+      before any weight or optimiser state is copied. ``load_strict = False`` in the config
+      (``--non-strict``) loads the keys that fit, as mmengine does.
     * ``reseed_per_epoch``: before each epoch the Python, numpy and torch generators are
       seeded from (``randomness.seed``, epoch), so data augmentation after a resume draws the
       same numbers as the uninterrupted run did. With ``randomness.diff_rank_seed`` the rank
@@ -95,6 +101,14 @@ class CheckpointHook(MMEngineCheckpointHook):
                     'Resume with --resume and no path to take the newest '
                     f'complete checkpoint in {runner.work_dir}.'
                 )
+
+    def after_load_checkpoint(self, runner, checkpoint) -> None:
+        # The Runner calls this between reading the file and copying anything from it, for
+        # load_from and resume alike.
+        if not runner.cfg.get('load_strict', True):
+            return
+        source = getattr(runner, '_load_from', None) or 'the checkpoint'
+        check_checkpoint_fits(runner.model, checkpoint, str(source))
 
     # ----------------------------------------------------------------- saving
     def before_train(self, runner) -> None:
