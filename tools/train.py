@@ -24,6 +24,12 @@ from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.compat import UnsafeCheckpointError
 from ctal_mm.utils.config_checks import ConfigError, check_config
 from ctal_mm.utils.model_weights import CheckpointMismatchError
+from ctal_mm.utils.work_dir_lock import (
+    WorkDirLockedError,
+    claim_work_dir,
+    launch_rank,
+    lock_config,
+)
 
 
 def parse_args():
@@ -116,6 +122,16 @@ def main():
             sys.exit(str(error))
     drop_disabled_hooks(cfg)
 
+    # one run per work dir (rank 0 holds the lock), and what interrupted saves left there
+    # removed before the Runner writes anything (its config dump would fail on a full disk)
+    lock = None
+    lock_arguments = lock_config(cfg)
+    if lock_arguments is not None and launch_rank(args.launcher) == 0:
+        try:
+            lock = claim_work_dir(cfg.work_dir, **lock_arguments)
+        except WorkDirLockedError as error:
+            sys.exit(f'WorkDirLockedError: {error}')
+
     setup_cpu_distributed(cfg)
     runner = (
         Runner.from_cfg(cfg)
@@ -129,6 +145,8 @@ def main():
         sys.exit(f'{type(error).__name__}: {error}')
     del runner  # it holds the process group: see finish_distributed
     finish_distributed()
+    if lock is not None:
+        lock.release()
 
 
 if __name__ == '__main__':

@@ -8,9 +8,11 @@ to disk, then renamed over ``<path>`` (``os.replace`` is atomic on POSIX and Win
 mmengine's local file backend with that write; ctal_mm's CheckpointHook saves through it.
 """
 
+import errno
 import os
 import os.path as osp
 import re
+import shutil
 from typing import List, Optional, Tuple, Union
 from zipfile import BadZipFile, ZipFile
 
@@ -38,21 +40,62 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+class DiskFullError(OSError):
+    """A file could not be written for lack of space (or quota); nothing partial is left."""
+
+
+def _megabytes(size: int) -> str:
+    return f'{size / 2**20:.1f} MB'
+
+
+def _disk_full(path: str, needed: int, error: OSError) -> DiskFullError:
+    folder = osp.dirname(path) or '.'
+    try:
+        free = f'{_megabytes(shutil.disk_usage(folder).free)} free'
+    except OSError:
+        free = 'free space unknown'
+    return DiskFullError(
+        error.errno,
+        f'No space left to write {path}: it needs {_megabytes(needed)}, '
+        f'{free} in {folder} ({os.strerror(error.errno)}). The partial file was '
+        'removed and the previous file of that name, if any, is intact. Free space '
+        'or write elsewhere (--work-dir, default_hooks.checkpoint.out_dir); a run '
+        'with max_keep_ckpts=k needs room for k + 1 checkpoints, since the oldest is '
+        'deleted only after the new one is complete.',
+        path,
+    )
+
+
 def atomic_write(data: bytes, path: Union[str, os.PathLike]) -> None:
     """Write ``data`` to ``path`` through ``<path>.tmp`` and a rename.
 
     A reader (or a resumed run) sees either the previous file or the complete new one; a
-    process killed mid-write leaves only ``<path>.tmp`` behind.
+    process killed mid-write leaves only ``<path>.tmp`` behind. A write that fails (a full
+    disk, a quota) removes ``<path>.tmp`` at once; for lack of space it raises
+    :class:`DiskFullError` naming the file and the space it needs.
     """
     path = os.fspath(path)
     folder = osp.dirname(path) or '.'
     os.makedirs(folder, exist_ok=True)
     tmp = path + TMP_SUFFIX
-    with open(tmp, 'wb') as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as error:
+        # a partial .tmp would hold the space the next save needs
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(error, OSError) and error.errno in (
+            errno.ENOSPC,
+            errno.EDQUOT,
+        ):
+            raise _disk_full(path, len(data), error) from error
+        raise
     _fsync_dir(folder)
 
 

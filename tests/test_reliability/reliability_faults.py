@@ -12,13 +12,23 @@ run and the uninterrupted reference share one config:
                                     last_checkpoint names it
     CTAL_FAULT=raise_in_step:1      RuntimeError('injected fault') in iteration 1
     CTAL_FAULT=hang_in_step:1       sleep for an hour in iteration 1
+    CTAL_FAULT=pause_in_step:1      in iteration 1, create work_dir/paused and wait (up to
+                                    2 minutes) until work_dir/continue exists
+    CTAL_FAULT=enospc_in_save:2     writing epoch_2.pth fails half-way with ENOSPC (disk
+                                    full), as the write of a full disk does
+    CTAL_FAULT=full_disk_while_tmp:2  every file opened for writing in the work dir fails
+                                    with ENOSPC while epoch_2.pth.tmp exists there: the
+                                    disk an interrupted save filled (set at config import)
     CTAL_FAULT_RANK=1               only on rank 1 (default: every rank)
 """
 
+import builtins
+import errno
 import json
 import os
 import os.path as osp
 import signal
+import sys
 import time
 
 from mmengine.dist import get_rank
@@ -69,6 +79,17 @@ class FaultInjectionHook(Hook):
                 return real_fsync(fd)
 
             os.fsync = cut_and_kill
+        if self.name == 'enospc_in_save':
+            real_fsync = os.fsync
+
+            def cut_and_fail(fd):
+                path = os.readlink(f'/proc/self/fd/{fd}')
+                if path.endswith(f'epoch_{self.at}.pth.tmp'):
+                    os.ftruncate(fd, os.fstat(fd).st_size // 2)
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                return real_fsync(fd)
+
+            os.fsync = cut_and_fail
         if self.name == 'kill_before_pointer':
             real_replace = os.replace
 
@@ -90,6 +111,38 @@ class FaultInjectionHook(Hook):
             raise RuntimeError('injected fault')
         elif self.name == 'hang_in_step':
             time.sleep(3600)
+        elif self.name == 'pause_in_step':
+            open(osp.join(runner.work_dir, 'paused'), 'w').close()
+            deadline = time.time() + 120
+            while not osp.exists(osp.join(runner.work_dir, 'continue')):
+                if time.time() > deadline:
+                    raise RuntimeError('pause_in_step: nobody said continue')
+                time.sleep(0.1)
+
+
+def _fill_the_disk_while_tmp(epoch):
+    # Installed when the config imports this module, before tools/train.py builds anything.
+    work_dir = sys.argv[sys.argv.index('--work-dir') + 1]
+    work_dir = osp.realpath(work_dir)
+    leftover = osp.join(work_dir, f'epoch_{epoch}.pth.tmp')
+    real_open = builtins.open
+
+    def full_open(file, mode='r', *args, **kwargs):
+        writing = any(c in mode for c in 'wax+')
+        if (
+            writing
+            and isinstance(file, (str, os.PathLike))
+            and osp.realpath(file).startswith(work_dir + os.sep)
+            and osp.exists(leftover)
+        ):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    builtins.open = full_open
+
+
+if _fault()[0] == 'full_disk_while_tmp':
+    _fill_the_disk_while_tmp(_fault()[1])
 
 
 @HOOKS.register_module()

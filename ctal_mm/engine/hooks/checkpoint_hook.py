@@ -20,6 +20,11 @@ from ctal_mm.utils.checkpoint_files import (
     remove_incomplete_files,
 )
 from ctal_mm.utils.model_weights import check_checkpoint_fits
+from ctal_mm.utils.work_dir_lock import (
+    holds_work_dir_lock,
+    lock_config,
+    lock_work_dir,
+)
 
 
 def epoch_seed(seed: int, epoch: int, rank: Optional[int] = None) -> int:
@@ -47,7 +52,8 @@ class CheckpointHook(MMEngineCheckpointHook):
 
     * Local checkpoints (and ``work_dir/last_checkpoint``) are written to ``<file>.tmp`` and
       renamed into place, so a file is complete or absent; ``*.tmp`` leftovers of a killed
-      save are removed at the next start.
+      save are removed at the next start, under the work dir's lock
+      (:mod:`ctal_mm.utils.work_dir_lock`; taken here unless tools/train.py holds it).
     * With ``max_keep_ckpts``, the oldest checkpoint is deleted after the new one is complete
       (mmengine deletes it first: a kill in between left nothing to resume from).
     * ``resume=True`` without a path (``tools/train.py --resume``) resumes from the newest
@@ -71,6 +77,7 @@ class CheckpointHook(MMEngineCheckpointHook):
     def __init__(self, *args, reseed_per_epoch: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.reseed_per_epoch = reseed_per_epoch
+        self._lock = None
 
     # ----------------------------------------------------------------- resume
     def before_run(self, runner) -> None:
@@ -118,11 +125,23 @@ class CheckpointHook(MMEngineCheckpointHook):
             self.backend_args = dict(backend=ATOMIC_BACKEND)
         super().before_train(runner)
         if local and is_main_process():
+            # a .tmp may be another live run's save in progress: cleaned only under the
+            # work dir's lock (tools/train.py takes it first; runs from Python take it here)
+            arguments = lock_config(runner.cfg)
+            if arguments is not None and not holds_work_dir_lock(
+                runner.work_dir
+            ):
+                self._lock = lock_work_dir(runner.work_dir, **arguments)
             for folder in {str(self.out_dir), runner.work_dir}:
                 for path in remove_incomplete_files(folder):
                     runner.logger.warning(
                         f'Removed {path}, left by a save that was interrupted.'
                     )
+
+    def after_run(self, runner) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         # mmengine's method with two changes: the pointer file is written atomically, and
