@@ -1,6 +1,10 @@
-from .checkpoint_hook import CheckpointHook  # noqa: F401
+from .checkpoint_hook import (  # noqa: F401
+    CheckpointHook,
+    NonFiniteCheckpointError,
+)
 from .config_check_hook import ConfigCheckHook  # noqa: F401
 from .non_finite_loss_hook import (  # noqa: F401
+    NonFiniteGradientError,
     NonFiniteLossError,
     NonFiniteLossHook,
 )

@@ -9,7 +9,13 @@ import numpy as np
 import torch
 from mmengine.dist import get_rank, is_main_process
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
+from mmengine.model import is_model_wrapper
 
+from ctal_mm.engine.hooks.non_finite_loss_hook import (
+    named_list,
+    non_finite_names,
+    tensors_in,
+)
 from ctal_mm.registry import HOOKS
 from ctal_mm.utils.checkpoint_files import (
     ATOMIC_BACKEND,
@@ -25,6 +31,10 @@ from ctal_mm.utils.work_dir_lock import (
     lock_config,
     lock_work_dir,
 )
+
+
+class NonFiniteCheckpointError(FloatingPointError):
+    """The model or optimizer holds NaN or inf: the checkpoint is not written."""
 
 
 def epoch_seed(seed: int, epoch: int, rank: Optional[int] = None) -> int:
@@ -64,6 +74,9 @@ class CheckpointHook(MMEngineCheckpointHook):
       :class:`~ctal_mm.utils.model_weights.CheckpointMismatchError` naming the first few,
       before any weight or optimiser state is copied. ``load_strict = False`` in the config
       (``--non-strict``) loads the keys that fit, as mmengine does.
+    * A checkpoint whose weights, buffers or optimizer state hold a NaN or an infinity is
+      not written: :class:`NonFiniteCheckpointError` names the tensors and the last good
+      checkpoint, which is kept (nothing is rotated away).
     * ``reseed_per_epoch``: before each epoch the Python, numpy and torch generators are
       seeded from (``randomness.seed``, epoch), so data augmentation after a resume draws the
       same numbers as the uninterrupted run did. With ``randomness.diff_rank_seed`` the rank
@@ -143,10 +156,43 @@ class CheckpointHook(MMEngineCheckpointHook):
             self._lock.release()
             self._lock = None
 
+    def _refuse_non_finite(self, runner, filename: str) -> None:
+        # checked on every rank: each holds its own model (BatchNorm statistics differ)
+        model = (
+            runner.model.module
+            if is_model_wrapper(runner.model)
+            else runner.model
+        )
+        bad = non_finite_names(tensors_in(model.state_dict()))
+        if self.save_optimizer and runner.optim_wrapper is not None:
+            bad += [
+                f'optimizer: {name}'
+                for name in non_finite_names(
+                    tensors_in(runner.optim_wrapper.state_dict())
+                )
+            ]
+        if not bad:
+            return
+        last = runner.message_hub.get_info('last_ckpt')
+        raise NonFiniteCheckpointError(
+            f'Refused to save {filename}: {len(bad)} tensor(s) of the model or its optimizer hold '
+            f'NaN or inf ({named_list(bad)}), so training has diverged and the '
+            f'checkpoint could not be resumed from. The last good checkpoint is '
+            f'{last or "(none saved yet)"}; it is kept. Fix: lower '
+            'optim_wrapper.optimizer.lr or clip gradients '
+            '(optim_wrapper.clip_grad=dict(max_norm=...)), then --resume from it.'
+        )
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        self._refuse_non_finite(runner, 'the best checkpoint')
+        super()._save_best_checkpoint(runner, metrics)
+
     def _save_checkpoint_with_step(self, runner, step, meta):
-        # mmengine's method with two changes: the pointer file is written atomically, and
-        # the checkpoint that falls out of `max_keep_ckpts` is deleted only after the new
-        # one is complete.
+        # mmengine's method with three changes: a model or optimizer holding NaN or inf is
+        # not saved (before anything is rotated), the pointer file is written atomically,
+        # and the checkpoint that falls out of `max_keep_ckpts` is deleted only after the
+        # new one is complete.
+        self._refuse_non_finite(runner, self.filename_tmpl.format(step))
         outdated = None
         if self.max_keep_ckpts > 0 and not (
             self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step

@@ -1,6 +1,7 @@
-"""Stop at the first non-finite loss, naming the task and term, or skip such steps."""
+"""Stop at the first non-finite loss or gradient, naming the task, or skip such steps."""
 
-from typing import Dict, List, Optional
+import math
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -18,6 +19,52 @@ SKIPPED_INFO = (
 
 class NonFiniteLossError(FloatingPointError):
     """A training loss was NaN or infinite (``on_non_finite='stop'``)."""
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """A finite training loss gave a NaN or infinite gradient (``on_non_finite='stop'``)."""
+
+
+def tensors_in(obj, prefix: str = '') -> Iterable[Tuple[str, torch.Tensor]]:
+    """``(key path, tensor)`` of every tensor in nested dicts / lists (a state dict)."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from tensors_in(
+                value, f'{prefix}.{key}' if prefix else str(key)
+            )
+    elif isinstance(obj, (list, tuple)):
+        for index, value in enumerate(obj):
+            yield from tensors_in(value, f'{prefix}[{index}]')
+
+
+def non_finite_names(named: Iterable[Tuple[str, torch.Tensor]]) -> List[str]:
+    """The names of the floating-point tensors holding a NaN or an infinity.
+
+    One flag per tensor on its device and one transfer to the host for all of them.
+    """
+    named = [(n, t) for n, t in named if t.is_floating_point() and t.numel()]
+    if not named:
+        return []
+    flags = torch.stack(
+        [~torch.isfinite(t).all().to(named[0][1].device) for _, t in named]
+    ).cpu()
+    return [name for (name, _), bad in zip(named, flags) if bad]
+
+
+def _max_abs(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
+    """Each tensor's largest absolute value (NaN if it has one), fused where torch can."""
+    try:
+        return list(torch._foreach_norm(tensors, math.inf))
+    except (AttributeError, RuntimeError):  # mixed devices or dtypes
+        return [t.abs().amax() for t in tensors]
+
+
+def named_list(names: List[str], shown: int = 4) -> str:
+    """``'a, b, c, d and 3 more'``."""
+    more = len(names) - shown
+    return ', '.join(names[:shown]) + (f' and {more} more' if more > 0 else '')
 
 
 def describe_term(key: str) -> str:
@@ -39,10 +86,14 @@ def _terms(losses: dict) -> Dict[str, List[torch.Tensor]]:
     return terms
 
 
-def _optimizers(optim_wrapper) -> List[torch.optim.Optimizer]:
+def _wrappers(optim_wrapper) -> list:
     if isinstance(optim_wrapper, OptimWrapperDict):
-        return [w.optimizer for w in optim_wrapper.optim_wrappers.values()]
-    return [optim_wrapper.optimizer]
+        return list(optim_wrapper.optim_wrappers.values())
+    return [optim_wrapper]
+
+
+def _optimizers(optim_wrapper) -> List[torch.optim.Optimizer]:
+    return [w.optimizer for w in _wrappers(optim_wrapper)]
 
 
 def _batch_names(args, kwargs) -> str:
@@ -78,8 +129,17 @@ class NonFiniteLossHook(Hook):
       (``non_finite_skipped_steps``, saved in checkpoints). With gradient accumulation the
       whole accumulated step is skipped.
 
-    In distributed training the verdict is shared (one small all-reduce per iteration), so
-    every rank stops, or skips, together.
+    Gradients are checked too, before each optimizer step: a finite loss whose gradient is
+    NaN or infinite stops with :class:`NonFiniteGradientError` (``'stop'``), naming the step,
+    the tasks whose own layers got the non-finite gradient and the last checkpoint, or the
+    step is skipped as above (``'skip'``). The check costs one transfer to the host per step
+    (the infinity norm of all gradients); with ``optim_wrapper.clip_grad`` of norm type it
+    reads the total norm the clipping computed and logged, and costs none. With mixed
+    precision and a loss scaler the scaler skips overflowing steps itself, before this check.
+
+    In distributed training the loss verdict is shared (one small all-reduce per iteration),
+    so every rank stops, or skips, together; gradients are the same on every rank after
+    DDP's all-reduce, and so is the gradient verdict.
 
     Args:
         on_non_finite: ``'stop'`` or ``'skip'``.
@@ -114,6 +174,15 @@ class NonFiniteLossHook(Hook):
         self._handles.append(
             model.register_forward_hook(self._check, with_kwargs=True)
         )
+        self._model = model
+        self._clip_norm = {}
+        self._pre_clip = {}
+        for wrapper in _wrappers(runner.optim_wrapper):
+            # before _drop_gradients: step pre-hooks run in registration order
+            self._handles.append(
+                wrapper.optimizer.register_step_pre_hook(self._check_gradients)
+            )
+            self._watch_clipping(wrapper)
         if self.on_non_finite == 'skip':
             self._handles.append(
                 model.register_forward_pre_hook(
@@ -129,11 +198,14 @@ class NonFiniteLossHook(Hook):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        for wrapper, clip_func in getattr(self, '_clip_funcs', []):
+            wrapper.clip_func = clip_func
+        self._clip_funcs = []
         self._runner = None
         total = runner.message_hub.get_info(SKIPPED_INFO, 0)
         if total:
             runner.logger.warning(
-                f'{total} training step(s) were skipped for a non-finite loss.'
+                f'{total} training step(s) were skipped for a non-finite loss or gradient.'
             )
 
     def before_train_epoch(self, runner) -> None:
@@ -153,7 +225,7 @@ class NonFiniteLossHook(Hook):
             total = runner.message_hub.get_info(SKIPPED_INFO, 0)
             runner.logger.warning(
                 f'Epoch {runner.epoch + 1}: skipped {self.skipped_in_epoch} '
-                f'step(s) with a non-finite loss ({total} in this run).'
+                f'step(s) with a non-finite loss or gradient ({total} in this run).'
             )
 
     # ----------------------------------------------------------------- checks
@@ -197,12 +269,22 @@ class NonFiniteLossHook(Hook):
             raise NonFiniteLossError(message + self._stop_advice())
         return self._skip(module, output, message)
 
+    def _count_skip(self, message: str) -> None:
+        runner = self._runner
+        self.skipped_in_epoch += 1
+        total = runner.message_hub.get_info(SKIPPED_INFO, 0) + 1
+        runner.message_hub.update_info(SKIPPED_INFO, total)
+        runner.logger.warning(
+            f'{message} ({total} so far); set '
+            "default_hooks.non_finite.on_non_finite='stop' to stop instead."
+        )
+
     def _stop_advice(self) -> str:
         last = None
         if self._runner is not None:
             last = self._runner.message_hub.get_info('last_ckpt')
         return (
-            ' Training stopped before applying this step; the last '
+            ' Training stopped before applying this step; the last good '
             f'checkpoint is {last or "(none saved yet)"}. Fix: lower '
             'optim_wrapper.optimizer.lr, clip gradients '
             '(optim_wrapper.clip_grad=dict(max_norm=...)), check the files '
@@ -243,13 +325,7 @@ class NonFiniteLossHook(Hook):
         # running statistics were not modified in place since the forward
         self._restore = module
         self._pending_skip = {id(o) for o in _optimizers(runner.optim_wrapper)}
-        self.skipped_in_epoch += 1
-        total = runner.message_hub.get_info(SKIPPED_INFO, 0) + 1
-        runner.message_hub.update_info(SKIPPED_INFO, total)
-        runner.logger.warning(
-            f'{message} Skipped this step ({total} so far); set '
-            "default_hooks.non_finite.on_non_finite='stop' to stop instead."
-        )
+        self._count_skip(f'{message} Skipped this step')
 
         # The logged terms read 0 for this step rather than NaN, which would otherwise
         # stay in the smoothed log values for a whole window. The step is dropped anyway.
@@ -268,6 +344,100 @@ class NonFiniteLossHook(Hook):
             else value
             for key, value in output.items()
         }
+
+    # -------------------------------------------------------------- gradients
+    def _watch_clipping(self, wrapper) -> None:
+        # mmengine's clipping computes the total norm and logs it as a Python float (its
+        # own transfer to the host): note that it ran, then read the logged value
+        clip_func = getattr(wrapper, 'clip_func', None)
+        if (
+            clip_func is None
+            or getattr(wrapper, 'grad_name', '') != 'grad_norm'
+        ):
+            return
+        if not hasattr(self, '_clip_funcs'):
+            self._clip_funcs = []
+        self._clip_funcs.append((wrapper, clip_func))
+        key = id(wrapper.optimizer)
+
+        def clip_and_note(params, *args, **kwargs):
+            # A non-finite norm makes the clipping multiply every gradient by NaN: keep
+            # which ones were non-finite before (on the device; read only on failure).
+            params = list(params)
+            self._pre_clip[key] = (params, _max_abs([p.grad for p in params]))
+            norm = clip_func(params, *args, **kwargs)
+            self._clip_norm[key] = f'train/{wrapper.grad_name}'
+            return norm
+
+        wrapper.clip_func = clip_and_note
+
+    def _gradient_norm(self, optimizer) -> float:
+        logged = self._clip_norm.pop(id(optimizer), None)
+        if logged is not None and id(optimizer) in self._pre_clip:
+            return self._runner.message_hub.get_scalar(logged).current()
+        grads = [
+            p.grad
+            for group in optimizer.param_groups
+            for p in group['params']
+            if p.grad is not None
+        ]
+        if not grads:
+            return 0.0
+        # the infinity norm: NaN and inf propagate, and no finite gradient overflows
+        return float(torch.nn.utils.get_total_norm(grads, norm_type=math.inf))
+
+    def _check_gradients(self, optimizer, args, kwargs) -> None:
+        if self._runner is None or id(optimizer) in self._pending_skip:
+            return None  # a skipped step's gradients are dropped anyway
+        norm = self._gradient_norm(optimizer)
+        if math.isfinite(norm):
+            self._pre_clip.pop(id(optimizer), None)
+            return None
+        message = self._describe_gradients(optimizer, norm)
+        if self.on_non_finite == 'stop':
+            raise NonFiniteGradientError(message + self._stop_advice())
+        self._restore = self._model
+        self._pending_skip.add(
+            id(optimizer)
+        )  # _drop_gradients, registered after us
+        self._count_skip(f'{message} Skipped this step')
+        return None
+
+    def _describe_gradients(self, optimizer, norm: float) -> str:
+        runner = self._runner
+        names = {id(p): n for n, p in self._model.named_parameters()}
+        clipped = self._pre_clip.pop(id(optimizer), None)
+        if (
+            clipped is not None
+        ):  # the gradients as they were before the clipping
+            params, max_abs = clipped
+            bad = non_finite_names(
+                (names.get(id(p), '?'), m) for p, m in zip(params, max_abs)
+            )
+        else:
+            bad = non_finite_names(
+                (names.get(id(p), '?'), p.grad)
+                for group in optimizer.param_groups
+                for p in group['params']
+                if p.grad is not None
+            )
+        tasks = list(getattr(self._model, 'tasks', None) or [])
+        # a task's own layers carry its name; shared layers get every task's gradient, so
+        # only the task-specific ones tell which loss it came from
+        own = [t for t in tasks if any(t in name.split('.') for name in bad)]
+        told = (
+            f' The tasks whose own layers have one: {", ".join(own)}.'
+            if own
+            else ' No task-specific layer has one (it arose in shared layers).'
+            if tasks
+            else ''
+        )
+        return (
+            f'Non-finite gradient at iteration {runner.iter + 1} (epoch '
+            f'{runner.epoch + 1}) of a finite loss: gradient norm {norm}; '
+            f'{len(bad)} parameter(s) with a NaN or infinite gradient '
+            f'({named_list(bad)}).{told}'
+        )
 
     def _drop_gradients(self, optimizer, args, kwargs) -> Optional[tuple]:
         # torch optimizers leave parameters without a gradient untouched (no update, no

@@ -67,6 +67,22 @@ class BaseTaskMetric(BaseMetric):
                 f'{pred_key} is {pred.shape[-2:]} but {gt_key} is {gt.shape[-2:]}; '
                 'predictions must be at the ground truth size (the original image).'
             )
+        if (
+            np.issubdtype(pred.dtype, np.floating)
+            and not np.isfinite(pred).all()
+        ):
+            bad = int(np.size(pred) - np.isfinite(pred).sum())
+            name = (
+                sample.get('img_path') or f'sample {sample.get("sample_idx")}'
+            )
+            raise ValueError(
+                f'{type(self).__name__}(task={self.task!r}): {pred_key} of {name} has '
+                f'{bad} non-finite value(s) (NaN or inf) out of {np.size(pred)}. The '
+                'model predicts NaN: its weights diverged (see the non-finite loss / '
+                'gradient messages of training) or the checkpoint holds non-finite '
+                'weights. Evaluate an earlier checkpoint, or retrain with a lower '
+                'learning rate or gradient clipping.'
+            )
         return gt, pred
 
     def image_statistics(self, gt: np.ndarray, pred: np.ndarray):
