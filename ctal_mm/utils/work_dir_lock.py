@@ -4,10 +4,11 @@ Two runs writing to one ``--work-dir`` overwrite each other's checkpoints, ``las
 and config dump, and the second one's start-up deletes the ``*.tmp`` file the first is
 writing. ``work_dir/.ctal_mm.lock`` is created exclusively (``O_CREAT | O_EXCL``) by the first
 run; a second one stops at once with the holder's host and pid. The holder touches the file
-every ``stale_after / 4`` seconds (the heartbeat); a lock whose process is gone (same host)
-or that has not been touched for ``stale_after`` seconds (a host that died, another host) is
-taken over with a warning. Only rank 0 of a distributed run takes it; ``*.tmp`` leftovers of
-an interrupted save are removed only by the lock's holder (:func:`claim_work_dir`).
+every ``stale_after / 4`` seconds (the heartbeat); a lock whose process is gone (same host),
+that has not been touched for ``stale_after`` seconds (a host that died, another host), or
+that an earlier run of the same requeued Slurm job left, is taken over with a warning. Only
+rank 0 of a distributed run takes it; ``*.tmp`` leftovers of an interrupted save are removed
+only by the lock's holder (:func:`claim_work_dir`).
 """
 
 import atexit
@@ -73,6 +74,9 @@ class WorkDirLock:
             pid=os.getpid(),
             started=time.strftime('%Y-%m-%d %H:%M:%S'),
             token=f'{socket.gethostname()}:{os.getpid()}:{time.time_ns()}',
+            # a requeued Slurm job keeps its id and counts its restarts
+            slurm_job=os.environ.get('SLURM_JOB_ID'),
+            slurm_restart=os.environ.get('SLURM_RESTART_COUNT', '0'),
         )
         self._stop = threading.Event()
         self._thread = None
@@ -124,6 +128,15 @@ class WorkDirLock:
                 f'it is unreadable and {age:.0f} s old'
                 if age > self.stale_after
                 else None
+            )
+        job = self.owner['slurm_job']
+        if (
+            job is not None
+            and holder.get('slurm_job') == job
+            and holder.get('slurm_restart') != self.owner['slurm_restart']
+        ):
+            return (
+                f'it is an earlier run of Slurm job {job}, which was requeued'
             )
         if holder.get('host') == self.owner['host'] and not _pid_alive(
             int(holder.get('pid', -1))

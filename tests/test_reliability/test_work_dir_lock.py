@@ -24,12 +24,11 @@ from ctal_mm.utils.work_dir_lock import (
 )
 
 
-def _write_lock(work_dir, host, pid, age=0.0):
+def _write_lock(work_dir, host, pid, age=0.0, **extra):
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / LOCK_NAME
-    path.write_text(
-        json.dumps(dict(host=host, pid=pid, started='then', token='other'))
-    )
+    holder = dict(host=host, pid=pid, started='then', token='other', **extra)
+    path.write_text(json.dumps(holder))
     then = time.time() - age
     os.utime(path, (then, then))
     return path
@@ -53,12 +52,25 @@ def test_a_live_lock_is_refused_naming_host_and_pid(tmp_path):
         WorkDirLock(str(tmp_path)).acquire()
 
 
-@pytest.mark.parametrize('case', ['dead pid here', 'no heartbeat'])
-def test_a_stale_lock_is_taken_over_with_a_warning(tmp_path, case):
+STALE = {
+    'dead pid here': 'is gone',
+    'no heartbeat': 'has not updated',
+    'requeued': 'earlier run of Slurm job 77',
+}
+
+
+@pytest.mark.parametrize('case', sorted(STALE))
+def test_a_stale_lock_is_taken_over_with_a_warning(
+    tmp_path, monkeypatch, case
+):
     if case == 'dead pid here':
         _write_lock(tmp_path, socket.gethostname(), _dead_pid())
-    else:  # another host, silent for longer than stale_after
+    elif case == 'no heartbeat':  # another host, silent for over stale_after
         _write_lock(tmp_path, 'node7', 4242, age=120)
+    else:  # Slurm requeued the job onto another node; the old one was killed
+        monkeypatch.setenv('SLURM_JOB_ID', '77')
+        monkeypatch.setenv('SLURM_RESTART_COUNT', '1')
+        _write_lock(tmp_path, 'node7', 4242, slurm_job='77', slurm_restart='0')
     lock = WorkDirLock(str(tmp_path), stale_after=60).acquire()
     try:
         assert holds_work_dir_lock(str(tmp_path))
@@ -66,9 +78,7 @@ def test_a_stale_lock_is_taken_over_with_a_warning(tmp_path, case):
         assert holder['pid'] == os.getpid()
         out = lock.took_over  # the warning logged
         assert out.startswith('Took over the lock')
-        assert (
-            'is gone' if case == 'dead pid here' else 'has not updated'
-        ) in out
+        assert STALE[case] in out
     finally:
         lock.release()
     assert not (tmp_path / LOCK_NAME).exists()
