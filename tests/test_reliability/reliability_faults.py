@@ -12,6 +12,8 @@ run and the uninterrupted reference share one config:
                                     last_checkpoint names it
     CTAL_FAULT=raise_in_step:1      RuntimeError('injected fault') in iteration 1
     CTAL_FAULT=hang_in_step:1       sleep for an hour in iteration 1
+    CTAL_FAULT=sigterm_in_step:3    SIGTERM to this process inside iteration 3 (as Slurm
+                                    sends before a kill); sigusr1_in_step: SIGUSR1
     CTAL_FAULT_RANK=1               only on rank 1 (default: every rank)
 """
 
@@ -90,6 +92,10 @@ class FaultInjectionHook(Hook):
             raise RuntimeError('injected fault')
         elif self.name == 'hang_in_step':
             time.sleep(3600)
+        elif self.name == 'sigterm_in_step':
+            os.kill(os.getpid(), signal.SIGTERM)
+        elif self.name == 'sigusr1_in_step':
+            os.kill(os.getpid(), signal.SIGUSR1)
 
 
 @HOOKS.register_module()
