@@ -17,8 +17,9 @@ def sample_files(dataset) -> Optional[Set[str]]:
     if not getattr(dataset, '_fully_initialized', False):
         return None
     files = set()
-    for info in getattr(dataset, 'data_list', []):
-        path = info.get('img_path')
+    # get_data_info: mmengine serialises data_list (serialize_data=True) and empties it
+    for index in range(len(dataset)):
+        path = dataset.get_data_info(index).get('img_path')
         if path is None:
             return None
         files.add(osp.realpath(path))
