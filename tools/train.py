@@ -13,6 +13,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from ctal_mm.engine.hooks.preemption_hook import requeue_exit_code
 from ctal_mm.engine.launch import (
     drop_disabled_hooks,
     enable_amp,
@@ -143,10 +144,14 @@ def main():
     except (CheckpointMismatchError, UnsafeCheckpointError) as error:
         # the message says what is wrong and what to do; a traceback adds nothing
         sys.exit(f'{type(error).__name__}: {error}')
+    # stopped by SIGTERM / SIGUSR1 after saving: the status asks for a requeue
+    exit_code = requeue_exit_code(runner)
     del runner  # it holds the process group: see finish_distributed
     finish_distributed()
     if lock is not None:
         lock.release()
+    if exit_code is not None:
+        sys.exit(exit_code)
 
 
 if __name__ == '__main__':

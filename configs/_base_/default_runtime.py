@@ -36,4 +36,7 @@ default_hooks = dict(
     config_check=dict(type='ConfigCheckHook'),
     non_finite=dict(type='NonFiniteLossHook', on_non_finite='stop'),
     skipped_samples=dict(type='SkippedSampleHook'),
+    # SIGTERM / SIGUSR1: checkpoint after the current iteration, exit 75 to be requeued
+    # (docs/train_cluster.md)
+    preemption=dict(type='PreemptionHook'),
 )

@@ -85,6 +85,9 @@ class CityscapesMTDataset(MTANDataset):
         label_set: 'label_19' (the 19 evaluation classes; the CTAL reference's choice, default)
             or 'label_7' (the 7 categories).
         metainfo: overrides; ``classes`` / ``palette`` default to the chosen label set's.
+        max_depth: depth files with values above it are refused (default 1000, beyond any
+            depth Cityscapes' stereo gives in metres, so only corrupt or rescaled files fail;
+            None: no check).
         **kwargs: see :class:`BaseMultiTaskDataset` (``data_root``, ``split``, ``tasks``...).
     """
 
@@ -99,6 +102,7 @@ class CityscapesMTDataset(MTANDataset):
         self,
         label_set: str = 'label_19',
         metainfo: Optional[dict] = None,
+        max_depth: Optional[float] = 1000.0,
         **kwargs,
     ):
         if label_set not in LABEL_SETS:
@@ -109,7 +113,7 @@ class CityscapesMTDataset(MTANDataset):
         self.label_set = label_set
         classes, palette = LABEL_SETS[label_set]
         metainfo = dict(classes=classes, palette=palette, **(metainfo or {}))
-        super().__init__(metainfo=metainfo, **kwargs)
+        super().__init__(metainfo=metainfo, max_depth=max_depth, **kwargs)
 
     def task_source(self, task: str) -> Tuple[str, str, dict]:
         num_classes = len(LABEL_SETS[self.label_set][0])

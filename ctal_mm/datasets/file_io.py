@@ -6,12 +6,15 @@ corrupt or truncated file fails where it is read, not later inside torch.
 """
 
 import os.path as osp
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
 FIX_HINT = 'Re-extract or re-download this file (see docs/dataset_prepare.md).'
+# metres; NYUv2's Kinect depths stay below about 10 m. The default ``max_depth`` of the
+# NYUv2 loaders (MTAN and NYUD-MT layouts)
+DEFAULT_MAX_DEPTH = 20.0
 
 
 class DataFileError(ValueError):
@@ -137,3 +140,45 @@ def check_shape(
             f'{expected}. {FIX_HINT}'
         )
     return array
+
+
+def check_max_depth(
+    depth: np.ndarray, path: str, what: str, max_depth: Optional[float]
+) -> np.ndarray:
+    """``depth`` if no value exceeds ``max_depth`` (None: no check), else
+    :class:`DataFileError`: depths far beyond the sensor's range are another unit
+    (millimetres for metres) or garbage, which would otherwise train silently."""
+    if max_depth is not None and depth.size and depth.max() > max_depth:
+        raise DataFileError(
+            f"{path}: depths reach {depth.max():.4g}, above the dataset's "
+            f'max_depth={max_depth:g}; expected {what}. These look like another '
+            'unit (millimetres?) or corrupt values: convert the files, or raise '
+            "the dataset's max_depth (None: no check) if such depths are real."
+        )
+    return depth
+
+
+def read_id_list(path: str) -> List[str]:
+    """The ids a split file lists, one per line (blank lines skipped).
+
+    Raises:
+        DataFileError: an id listed twice (it would be trained or scored twice), with
+            the lines it is on.
+    """
+    lines: Dict[str, List[int]] = {}
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                lines.setdefault(line.strip(), []).append(number)
+    repeated = {i: at for i, at in lines.items() if len(at) > 1}
+    if repeated:
+        shown = '; '.join(
+            f'{i!r} on lines {", ".join(map(str, at))}'
+            for i, at in list(repeated.items())[:5]
+        )
+        more = f' ({len(repeated)} ids in all)' if len(repeated) > 5 else ''
+        raise DataFileError(
+            f'{path}: lists {len(repeated)} id(s) more than once: {shown}{more}. '
+            'Each sample must be listed once: remove the repeated lines.'
+        )
+    return list(lines)

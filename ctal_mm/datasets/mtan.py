@@ -2,20 +2,23 @@
 
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .base_multitask_dataset import BaseMultiTaskDataset
 from .file_io import DataFileError
 
 
-def numbered_npy_files(folder: str) -> Dict[int, str]:
-    """``{i: path}`` of the files ``<i>.npy`` in ``folder`` (other file types are skipped).
+def numbered_npy_files(folder: str) -> Dict[str, str]:
+    """``{name: path}`` of the files ``<i>.npy`` in ``folder``, keyed by the name as written
+    (``'01'`` and ``'1'`` are different files), in numeric order; other file types are
+    skipped.
 
     Raises:
-        DataFileError: a .npy file whose name is not a number, or no .npy file at all.
+        DataFileError: a .npy file whose name is not a number, two names of one number
+            (``1.npy`` and ``01.npy``), or no .npy file at all.
     """
-    files = {}
-    for name in os.listdir(folder):
+    files, by_number = {}, {}
+    for name in sorted(os.listdir(folder)):
         stem, ext = osp.splitext(name)
         if ext != '.npy':
             continue
@@ -24,19 +27,26 @@ def numbered_npy_files(folder: str) -> Dict[int, str]:
                 f'{osp.join(folder, name)}: MTAN files are named <index>.npy '
                 '(0.npy, 1.npy, ...); rename or remove this file.'
             )
-        files[int(stem)] = osp.join(folder, name)
+        other = by_number.setdefault(int(stem), stem)
+        if other != stem:
+            raise DataFileError(
+                f'{folder}: {other}.npy and {stem}.npy are both sample '
+                f'{int(stem)}; MTAN files are named <index>.npy without leading '
+                'zeros. Remove or rename one of them.'
+            )
+        files[stem] = osp.join(folder, name)
     if not files:
         raise DataFileError(
             f'{folder}: holds no <index>.npy files. Re-extract the dataset '
             '(see docs/dataset_prepare.md).'
         )
-    return files
+    return dict(sorted(files.items(), key=lambda item: int(item[0])))
 
 
-def _few(indices) -> str:
-    shown = sorted(indices)[:5]
-    more = '' if len(indices) <= 5 else f' and {len(indices) - 5} more'
-    return ', '.join(f'{i}.npy' for i in shown) + more
+def _few(names) -> str:
+    shown = sorted(names, key=lambda n: (int(n), n))[:5]
+    more = '' if len(names) <= 5 else f' and {len(names) - 5} more'
+    return ', '.join(f'{n}.npy' for n in shown) + more
 
 
 class MTANDataset(BaseMultiTaskDataset):
@@ -44,8 +54,23 @@ class MTANDataset(BaseMultiTaskDataset):
 
     Images are ``image/<i>.npy`` (H x W x 3 floats in [0, 1]); subclasses map each task to its
     folder and decoder in :meth:`task_source`. Every selected task's folder must hold the same
-    indices as ``image/``.
+    names as ``image/`` (compared as written: ``01.npy`` does not stand for ``1.npy``).
+
+    Args:
+        max_depth: depth files whose values exceed it are refused as a unit mix-up or
+            corruption (None: no check); each dataset sets its own default.
+        **kwargs: see :class:`BaseMultiTaskDataset`.
     """
+
+    def __init__(self, max_depth: Optional[float] = None, **kwargs):
+        self.max_depth = max_depth
+        super().__init__(**kwargs)
+
+    def _source(self, task: str) -> Tuple[str, str, dict]:
+        folder, decoder, options = self.task_source(task)
+        if decoder == 'npy_depth':
+            options = dict(options, max_depth=self.max_depth)
+        return folder, decoder, options
 
     def task_source(self, task: str) -> Tuple[str, str, dict]:
         """(folder, decoder, decoder options) of ``task``."""
@@ -59,7 +84,7 @@ class MTANDataset(BaseMultiTaskDataset):
         images = numbered_npy_files(image_dir)
         sources = {}
         for task in self.tasks:
-            folder, decoder, options = self.task_source(task)
+            folder, decoder, options = self._source(task)
             task_dir = self.require_dir(
                 osp.join(split_dir, folder), f'the {task!r} maps'
             )
@@ -77,7 +102,7 @@ class MTANDataset(BaseMultiTaskDataset):
                 )
             sources[task] = (files, decoder, options)
         data_list = []
-        for index in sorted(images):
+        for index in images:
             ann_info = {
                 task: dict(decoder=decoder, path=files[index], **options)
                 for task, (files, decoder, options) in sources.items()

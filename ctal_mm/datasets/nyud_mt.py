@@ -31,7 +31,15 @@ from ctal_mm.registry import DATASETS
 from ctal_mm.structures import IGNORE_INDEX, get_task_kind
 
 from .base_multitask_dataset import DATASET_HINT, BaseMultiTaskDataset
-from .file_io import FIX_HINT, DataFileError, read_npy, read_pil
+from .file_io import (
+    DEFAULT_MAX_DEPTH,
+    FIX_HINT,
+    DataFileError,
+    check_max_depth,
+    read_id_list,
+    read_npy,
+    read_pil,
+)
 from .transforms.geometric import resize_task_map
 from .transforms.loading import register_gt_decoder, unit_normals
 
@@ -83,7 +91,6 @@ LAYOUT_NAMES = dict(
 ARCHIVE_FOLDERS = ('NYUD_MT', 'NYUDv2')
 
 NUM_CLASSES = len(NYUD_MT_CLASSES)
-DEFAULT_MAX_DEPTH = 20.0  # metres; NYUv2's Kinect depths stay below about 10 m
 # A PNG normal is 8-bit (n + 1) * 255 / 2 per channel, so decoded unit vectors have length
 # 1 +- ~1%. Anything far from that is not a normal: an all-zero ("no normal") vector written
 # this way becomes grey 127/128, which decodes to length < 0.01.
@@ -191,13 +198,7 @@ def decode_nyud_depth(
             f'{path}: contains negative depths (min {depth.min():.4g}); '
             f'expected {what}. {FIX_HINT}'
         )
-    if max_depth is not None and depth.size and depth.max() > max_depth:
-        raise DataFileError(
-            f'{path}: depths reach {depth.max():.4g}; expected {what} '
-            f"(NYUv2's sensor range is about 10 m). These look like another "
-            'unit (millimetres?): convert the files to metres, or raise the '
-            "dataset's max_depth if such depths are real."
-        )
+    check_max_depth(depth, path, what, max_depth)
     return _fit(depth, shape, 'depth', path, resize)
 
 
@@ -359,8 +360,7 @@ class NYUDMTDataset(BaseMultiTaskDataset):
                 'expected one image id per line (both NYUD-MT archives ship '
                 f'gt_sets/train.txt and gt_sets/val.txt). {DATASET_HINT}'
             )
-        with open(split_file) as f:
-            ids = [line.strip() for line in f if line.strip()]
+        ids = read_id_list(split_file)
         if not ids:
             raise DataFileError(
                 f'{split_file}: lists no image ids; expected one per line.'

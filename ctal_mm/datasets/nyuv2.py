@@ -1,9 +1,10 @@
 """NYUv2 in MTAN's preprocessed layout (13 classes, 288 x 384): semseg, depth, normals."""
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 from ctal_mm.registry import DATASETS
 
+from .file_io import DEFAULT_MAX_DEPTH
 from .mtan import MTANDataset
 
 NYUV2_CLASSES = (
@@ -49,6 +50,8 @@ class NYUv2Dataset(MTANDataset):
     40-class "NYUD-MT" protocol of ATRC / InvPT.
 
     Args:
+        max_depth: depth files with values above this many metres are refused as a unit
+            mix-up (default 20; None: no check).
         **kwargs: see :class:`BaseMultiTaskDataset` (``data_root``, ``split``, ``tasks``...).
     """
 
@@ -60,6 +63,11 @@ class NYUv2Dataset(MTANDataset):
         classes=NYUV2_CLASSES,
         palette=NYUV2_PALETTE,
     )
+
+    def __init__(
+        self, max_depth: Optional[float] = DEFAULT_MAX_DEPTH, **kwargs
+    ):
+        super().__init__(max_depth=max_depth, **kwargs)
 
     def task_source(self, task: str) -> Tuple[str, str, dict]:
         return {

@@ -39,7 +39,13 @@ from ctal_mm.registry import DATASETS
 from ctal_mm.structures import IGNORE_INDEX
 
 from .base_multitask_dataset import BaseMultiTaskDataset
-from .file_io import DataFileError, check_shape, read_mat, read_pil
+from .file_io import (
+    DataFileError,
+    check_shape,
+    read_id_list,
+    read_mat,
+    read_pil,
+)
 from .morphology import thin
 from .transforms.loading import register_gt_decoder, unit_normals
 
@@ -280,11 +286,6 @@ def decode_pascal_human_parts(
     return target if target.any() else ignore
 
 
-def _read_split(path: str) -> List[str]:
-    with open(path) as f:
-        return [line.strip() for line in f if line.strip()]
-
-
 @DATASETS.register_module()
 class PascalContextMTDataset(BaseMultiTaskDataset):
     """PASCAL-Context for multitask learning (the MTI-Net / ASTMT "PASCAL_MT" data).
@@ -374,7 +375,7 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
                 f'PascalContextMTDataset: split list {split_file} does not '
                 'exist; expected one image id per line.'
             )
-        ids = _read_split(split_file)
+        ids = read_id_list(split_file)
         if not ids:
             raise DataFileError(f'{split_file}: lists no image ids.')
         data_list, missing = [], {}

@@ -1,17 +1,20 @@
 """The data preprocessor: normalise, pad and stack images; pad the task maps alike in training."""
 
+import logging
 import math
 from numbers import Number
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseDataPreprocessor
 
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
 
 PAD_MODES = ('bottom_right', 'centre')
+MIXED_SIZES = ('error', 'warn', 'allow')
 
 
 def _pair(value, name: str) -> Tuple[int, int]:
@@ -53,6 +56,10 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
         pad_mode: 'bottom_right' or 'centre'.
         test_cfg: ``size`` / ``size_divisor`` / ``pad_mode`` for test-time padding; any key left
             out is taken from the arguments above.
+        mixed_sizes: a batch whose images differ in size and are not all padded to ``size``
+            gets a shape that depends on the batch, which a model of fixed input size (CTAL)
+            cannot take: 'error' (default) raises naming the files and their sizes, 'warn'
+            logs that and pads, 'allow' pads silently.
         non_blocking: as mmengine's BaseDataPreprocessor.
 
     Example:
@@ -68,9 +75,15 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
         pad_val: Number = 0,
         pad_mode: str = 'bottom_right',
         test_cfg: Optional[dict] = None,
+        mixed_sizes: str = 'error',
         non_blocking: bool = False,
     ):
         super().__init__(non_blocking=non_blocking)
+        if mixed_sizes not in MIXED_SIZES:
+            raise ValueError(
+                f'mixed_sizes={mixed_sizes!r}; expected one of {MIXED_SIZES}.'
+            )
+        self.mixed_sizes = mixed_sizes
         if (mean is None) != (std is None):
             raise ValueError(
                 f'mean={mean} and std={std}: give both (normalise) or neither.'
@@ -182,6 +195,8 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
         padding_cfg = self.train_padding if training else self.test_padding
         shapes = [tuple(img.shape[-2:]) for img in inputs]
         target = self.target_shape(shapes, padding_cfg)
+        if len(set(shapes)) > 1 and target != padding_cfg['size']:
+            self._mixed_sizes(shapes, samples, target)
         padded = []
         for index, (img, shape) in enumerate(zip(inputs, shapes)):
             padding = self.padding_of(shape, target, padding_cfg['pad_mode'])
@@ -200,6 +215,34 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
                 )
             )
         return dict(inputs=torch.stack(padded, dim=0), data_samples=samples)
+
+    def _mixed_sizes(self, shapes, samples, target) -> None:
+        if self.mixed_sizes == 'allow':
+            return
+        files: Dict[Tuple[int, int], List[str]] = {}
+        for index, shape in enumerate(shapes):
+            meta = samples[index].metainfo if samples is not None else {}
+            name = meta.get('img_path', f'sample {index} of the batch')
+            files.setdefault(shape, []).append(str(name))
+        listing = '; '.join(
+            f'{h}x{w}: '
+            + ', '.join(names[:3])
+            + (f' and {len(names) - 3} more' if len(names) > 3 else '')
+            for (h, w), names in sorted(
+                files.items(), key=lambda item: -len(item[1])
+            )
+        )
+        message = (
+            f'A batch mixes image sizes ({listing}); padded it would be '
+            f'{target[0]}x{target[1]}, a size that depends on the batch. A file of '
+            'another size than the rest of the dataset is often broken; if sizes do '
+            'vary, make them equal in the pipeline (a Resize, or a RandomCrop and '
+            'MultiTaskPad to one size) or pad to a fixed data_preprocessor size=(h, w); '
+            "data_preprocessor mixed_sizes='allow' accepts such batches."
+        )
+        if self.mixed_sizes == 'error':
+            raise ValueError(message)
+        print_log(message, logger='current', level=logging.WARNING)
 
     @staticmethod
     def _pad_ground_truth(

@@ -1,10 +1,13 @@
 """MultiTaskEncoderDecoder: backbone -> neck -> multitask decoder, supervised per task and stage."""
 
+import logging
+import math
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
@@ -81,6 +84,8 @@ class MultiTaskEncoderDecoder(BaseModel):
             data_preprocessor=data_preprocessor, init_cfg=init_cfg
         )
         self.tasks = parse_task_spec(tasks)
+        # task -> training batches without a labelled pixel (see _count_unlabelled)
+        self.unlabelled_batches: Dict[str, int] = {}
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
         self.decoder = MODELS.build(dict(decoder, tasks=dict(self.tasks)))
@@ -145,11 +150,12 @@ class MultiTaskEncoderDecoder(BaseModel):
     def loss(
         self, inputs: Tensor, data_samples: List[MultiTaskDataSample]
     ) -> Dict[str, Tensor]:
-        outputs = self.decode(inputs)
         gts = {
             task: self._stack_gt(task, data_samples, inputs)
             for task in self.tasks
         }
+        self._count_unlabelled(gts, data_samples)
+        outputs = self.decode(inputs)
         raw = {}
         for stage, preds in outputs.items():
             for task, logits in preds.items():
@@ -159,6 +165,46 @@ class MultiTaskEncoderDecoder(BaseModel):
         # every term, regularisers included, ends in '.loss': mmengine's
         # parse_losses sums only keys containing 'loss' into the total
         return {f'{key}.loss': value for key, value in weighted.items()}
+
+    def _count_unlabelled(self, gts: Dict[str, Tensor], data_samples) -> None:
+        """Count, per task, the batches without one labelled pixel (their loss is 0, the
+        task learns nothing from them); warn at the first and at 10, 100, 1000... One
+        transfer to the host per batch, before the forward is queued."""
+        tasks = list(gts)
+        kinds = {t: self.tasks[t]['kind'] for t in tasks}
+        labelled = torch.stack(
+            [
+                (gts[t] != get_task_kind(t, kinds).ignore_value).any()
+                for t in tasks
+            ]
+        ).cpu()
+        counts = self.unlabelled_batches
+        for task, any_label in zip(tasks, labelled.tolist()):
+            if any_label:
+                continue
+            counts[task] = count = counts.get(task, 0) + 1
+            if count == 1:
+                files = [
+                    str(s.metainfo.get('img_path', f'sample {i}'))
+                    for i, s in enumerate(data_samples)
+                ]
+                shown = ', '.join(files[:4]) + (
+                    f' and {len(files) - 4} more' if len(files) > 4 else ''
+                )
+                print_log(
+                    f"Task '{task}': no pixel of this batch is labelled ({shown}); its "
+                    f'loss is 0 and the task learns nothing from it. Check the files '
+                    '(and crops that may cut every label away); further such batches '
+                    'are counted (model.unlabelled_batches).',
+                    logger='current',
+                    level=logging.WARNING,
+                )
+            elif math.log10(count).is_integer():
+                print_log(
+                    f"Task '{task}': {count} batches so far had no labelled pixel.",
+                    logger='current',
+                    level=logging.WARNING,
+                )
 
     def _stack_gt(self, task: str, data_samples, inputs: Tensor) -> Tensor:
         missing = [i for i, s in enumerate(data_samples) if not s.has_gt(task)]

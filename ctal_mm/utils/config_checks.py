@@ -605,6 +605,29 @@ def _built_loaders(runner) -> Dict[str, object]:
     return loaders
 
 
+def _warn_split_overlap(runner, loaders) -> None:
+    from ctal_mm.datasets.split_checks import (
+        split_overlap,
+        split_overlap_message,
+    )
+
+    if 'train_dataloader' not in loaders or 'val_dataloader' not in loaders:
+        return
+    train = loaders['train_dataloader'].dataset
+    val = loaders['val_dataloader'].dataset
+    shared = split_overlap(train, val)
+    if shared:
+        runner.logger.warning(
+            split_overlap_message(shared, _describe(train), _describe(val))
+        )
+
+
+def _describe(dataset) -> str:
+    split = getattr(dataset, 'split', None)
+    name = type(dataset).__name__
+    return f'{name}, split {split!r}' if split is not None else name
+
+
 def check_runner(runner, probe_sizes: bool = True) -> None:
     """:func:`check_config` on ``runner.cfg`` with the built datasets, plus the input-size
     probe of the built model.
@@ -622,6 +645,7 @@ def check_runner(runner, probe_sizes: bool = True) -> None:
         if meta is not None and 'tasks' in meta:
             metas[loader] = dict(meta, _type=type(dataloader.dataset).__name__)
     problems = _static_problems(cfg, metas)
+    _warn_split_overlap(runner, loaders)
     if not problems and probe_sizes:
         evaluating = 'train_dataloader' not in loaders
         model = (

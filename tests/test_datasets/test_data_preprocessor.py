@@ -63,7 +63,9 @@ def test_built_from_the_registry_and_normalises():
 
 
 def test_training_pads_inputs_and_every_task_with_its_ignore_value():
-    pre = MultiTaskDataPreProcessor(size_divisor=4, pad_val=-1)
+    pre = MultiTaskDataPreProcessor(
+        size_divisor=4, pad_val=-1, mixed_sizes='allow'
+    )
     batch = make_batch([(5, 6), (3, 7)])
     originals = [
         {t: s.gt(t).clone() for t in s.gt_tasks} for s in batch['data_samples']
@@ -104,6 +106,7 @@ def test_size_and_centre_padding():
     assert (semseg[0] == 255).all() and (semseg[:, 0] == 255).all()
     assert (semseg[1:6, 1:7] != 255).all()
     # an image larger than size grows the batch instead of being cropped
+    pre.mixed_sizes = 'allow'
     out = pre(make_batch([(5, 6), (10, 4)]), training=True)
     assert out['inputs'].shape == (2, 3, 10, 9)
 

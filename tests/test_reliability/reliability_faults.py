@@ -19,6 +19,8 @@ run and the uninterrupted reference share one config:
     CTAL_FAULT=full_disk_while_tmp:2  every file opened for writing in the work dir fails
                                     with ENOSPC while epoch_2.pth.tmp exists there: the
                                     disk an interrupted save filled (set at config import)
+    CTAL_FAULT=sigterm_in_step:3    SIGTERM to this process inside iteration 3 (as Slurm
+                                    sends before a kill); sigusr1_in_step: SIGUSR1
     CTAL_FAULT_RANK=1               only on rank 1 (default: every rank)
 """
 
@@ -118,6 +120,10 @@ class FaultInjectionHook(Hook):
                 if time.time() > deadline:
                     raise RuntimeError('pause_in_step: nobody said continue')
                 time.sleep(0.1)
+        elif self.name == 'sigterm_in_step':
+            os.kill(os.getpid(), signal.SIGTERM)
+        elif self.name == 'sigusr1_in_step':
+            os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def _fill_the_disk_while_tmp(epoch):

@@ -128,3 +128,68 @@ def assert_same_weights(a, b, exact=True, rtol=1e-4, atol=1e-6):
             torch.testing.assert_close(
                 a[key].float(), b[key].float(), rtol=rtol, atol=atol, msg=key
             )
+
+
+SLURM_TRAIN = osp.join(REPO, 'tools', 'slurm_train.sh')
+
+# Stand-ins for Slurm's commands, put first on PATH. Each call appends a line to
+# $FAKE_CALLS. srun, by $FAKE_SRUN: 'codes' exits with the next of $FAKE_SRUN_CODES (one per
+# call); 'wait' touches $FAKE_READY and waits for SIGUSR1 / SIGTERM, which it records
+# before exiting 75; 'exec' runs the training command itself (srun's options dropped, one
+# process: --launcher none).
+_FAKE_SRUN = r"""#!/usr/bin/env bash
+echo "srun $*" >> "$FAKE_CALLS"
+case $FAKE_SRUN in
+codes)
+    n=$(grep -c '^srun ' "$FAKE_CALLS")
+    codes=($FAKE_SRUN_CODES)
+    exit "${codes[$((n - 1))]}" ;;
+wait)
+    trap 'echo "srun got USR1" >> "$FAKE_CALLS"; exit 75' USR1
+    trap 'echo "srun got TERM" >> "$FAKE_CALLS"; exit 75' TERM
+    touch "$FAKE_READY"
+    while true; do sleep 0.05; done ;;
+exec)
+    while [[ $# -gt 0 && $1 == -* ]]; do
+        [[ $1 == -p ]] && shift
+        shift
+    done
+    args=()
+    for a in "$@"; do
+        [[ $a == --launcher=slurm ]] && a=--launcher=none
+        args+=("$a")
+    done
+    exec "${args[@]}" ;;
+esac
+"""
+_FAKE_SCONTROL = r"""#!/usr/bin/env bash
+echo "scontrol $*" >> "$FAKE_CALLS"
+exit "${FAKE_SCONTROL_RC:-0}"
+"""
+
+
+def fake_slurm(folder):
+    """A folder with fake ``srun`` and ``scontrol``; returns the environment variables
+    (PATH, FAKE_CALLS, FAKE_READY) that make tools/slurm_train.sh use them."""
+    folder = str(folder)
+    bin_dir = osp.join(folder, 'bin')
+    os.makedirs(bin_dir, exist_ok=True)
+    for name, text in (('srun', _FAKE_SRUN), ('scontrol', _FAKE_SCONTROL)):
+        path = osp.join(bin_dir, name)
+        with open(path, 'w') as f:
+            f.write(text)
+        os.chmod(path, 0o755)
+    return dict(
+        PATH=bin_dir + os.pathsep + os.environ['PATH'],
+        FAKE_CALLS=osp.join(folder, 'calls.txt'),
+        FAKE_READY=osp.join(folder, 'ready'),
+        PYTHON=sys.executable,
+    )
+
+
+def calls(fake):
+    """The lines the fake Slurm commands recorded."""
+    if not osp.exists(fake['FAKE_CALLS']):
+        return []
+    with open(fake['FAKE_CALLS']) as f:
+        return f.read().splitlines()

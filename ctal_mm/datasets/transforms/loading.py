@@ -16,7 +16,13 @@ from mmcv.transforms import BaseTransform
 from ctal_mm.registry import TRANSFORMS
 from ctal_mm.structures import IGNORE_INDEX, get_task_kind
 
-from ..file_io import DataFileError, check_shape, read_npy, read_pil
+from ..file_io import (
+    DataFileError,
+    check_max_depth,
+    check_shape,
+    read_npy,
+    read_pil,
+)
 
 GT_DECODERS: Dict[str, Callable[..., np.ndarray]] = {}
 
@@ -95,8 +101,11 @@ def decode_npy_label(
 
 
 @register_gt_decoder('npy_depth')
-def decode_npy_depth(path: str, shape: Tuple[int, int]) -> np.ndarray:
-    """An MTAN depth .npy (H x W or H x W x 1, 0 = invalid) as float32 H x W."""
+def decode_npy_depth(
+    path: str, shape: Tuple[int, int], max_depth: Optional[float] = None
+) -> np.ndarray:
+    """An MTAN depth .npy (H x W or H x W x 1, 0 = invalid) as float32 H x W; values
+    above ``max_depth`` (None: no check) are refused."""
     what = f'a {shape[0]} x {shape[1]} (x 1) depth map, >= 0, 0 = invalid'
     depth = _squeeze_channel(read_npy(path, what))
     check_shape(depth, path, what, shape)
@@ -111,7 +120,7 @@ def decode_npy_depth(path: str, shape: Tuple[int, int]) -> np.ndarray:
             f'{path}: contains negative depths (min {depth.min():.4g}); '
             f'expected {what}.'
         )
-    return depth
+    return check_max_depth(depth, path, what, max_depth)
 
 
 def unit_normals(normals: np.ndarray, eps: float = 1e-6) -> np.ndarray:

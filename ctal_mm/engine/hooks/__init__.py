@@ -8,5 +8,6 @@ from .non_finite_loss_hook import (  # noqa: F401
     NonFiniteLossError,
     NonFiniteLossHook,
 )
+from .preemption_hook import PreemptionHook  # noqa: F401
 from .skipped_sample_hook import SkippedSampleHook  # noqa: F401
 from .visualization_hook import MultiTaskVisualizationHook  # noqa: F401

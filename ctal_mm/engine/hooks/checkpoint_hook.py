@@ -236,6 +236,29 @@ class CheckpointHook(MMEngineCheckpointHook):
             elif self.file_backend.isdir(path):
                 self.file_backend.rmtree(path)  # deepspeed's checkpoints
 
+    def save_now(self, runner, filename: str, meta: dict) -> str:
+        """Save ``filename`` now, by iteration (``meta`` epoch/iter as given), through the
+        same backend and atomic pointer update as the periodic saves, outside the
+        ``max_keep_ckpts`` rotation; returns its path. Used by PreemptionHook."""
+        path = self.file_backend.join_path(self.out_dir, filename)
+        runner.message_hub.update_info('last_ckpt', path)
+        runner.save_checkpoint(
+            self.out_dir,
+            filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=False,
+            backend_args=self.backend_args,
+            **self.args,
+        )
+        if is_main_process():
+            atomic_write(
+                str(path).encode(), osp.join(runner.work_dir, POINTER)
+            )
+        return path
+
     # ----------------------------------------------------------------- randomness
     def before_train_epoch(self, runner) -> None:
         if not self.reseed_per_epoch or runner.seed is None:
