@@ -103,6 +103,8 @@ class MultiTaskEncoderDecoder(BaseModel):
         self.loss_weighting = MODELS.build(
             dict(loss_weighting, tasks=list(self.tasks))
         )
+        if hasattr(self.loss_weighting, 'bind_model'):
+            self.loss_weighting.bind_model(self)  # GradNorm finds its layer
         self.align_corners = align_corners
         self.with_cp = with_cp
         self.jacobian_descent = None

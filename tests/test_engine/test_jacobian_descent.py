@@ -5,7 +5,6 @@ import copy
 import pytest
 import torch
 from mmengine.model import BaseModel
-from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 from torch import nn
 
@@ -95,14 +94,18 @@ def _train_one_step(tmp_path, method):
     return {k: before[k] - after[k] for k in before}  # lr 1: the gradient
 
 
-@pytest.mark.parametrize('method, closed_form', [('PCGrad', pcgrad), ('MGDA', mgda)])
+@pytest.mark.parametrize(
+    'method, closed_form', [('PCGrad', pcgrad), ('MGDA', mgda)]
+)
 def test_runner_step_applies_the_closed_form(tmp_path, method, closed_form):
     grad = _train_one_step(tmp_path, method)
     W = torch.tensor([[0.5, -1.0], [2.0, 1.0]])
     g_a, g_b = torch.outer(U_A, X), torch.outer(U_B, X)
     expected = closed_form(g_a.reshape(-1), g_b.reshape(-1)).view(2, 2)
     assert not torch.allclose(expected, g_a + g_b)  # the method changes it
-    torch.testing.assert_close(grad['backbone.weight'], expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        grad['backbone.weight'], expected, rtol=1e-5, atol=1e-6
+    )
     # task-specific parameters keep their own task's gradient
     torch.testing.assert_close(grad['heads.a'], W @ X)
     torch.testing.assert_close(grad['heads.b'], W @ X)
@@ -113,7 +116,9 @@ def test_fp16_overflowing_task_gradient_skips_the_step():
     model = TwoTaskToy(dict(type='UPGrad'), loss_factor=1e34)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     wrapper = JacobianOptimWrapper(
-        dtype='float16', loss_scale=dict(init_scale=1024.0), optimizer=optimizer
+        dtype='float16',
+        loss_scale=dict(init_scale=1024.0),
+        optimizer=optimizer,
     )
     before = copy.deepcopy(model.state_dict())
     scale = wrapper.loss_scaler.get_scale()

@@ -64,7 +64,9 @@ class JacobianOptimWrapper(OptimWrapper):
             ``accumulative_counts``, ``clip_grad``).
     """
 
-    def __init__(self, dtype: Optional[str] = None, loss_scale='dynamic', **kwargs):
+    def __init__(
+        self, dtype: Optional[str] = None, loss_scale='dynamic', **kwargs
+    ):
         super().__init__(**kwargs)
         if dtype not in DTYPES:
             raise ValueError(
@@ -107,7 +109,7 @@ class JacobianOptimWrapper(OptimWrapper):
             if self._distributed:
                 raise RuntimeError(
                     'model.aggregator gramian=True is single-process: the Gramian of '
-                    'the global Jacobian is not the sum of the processes\' Gramians. '
+                    "the global Jacobian is not the sum of the processes' Gramians. "
                     'Set gramian=False for distributed training.'
                 )
             descent.gramian_engine(module)  # hooks the modules before forward
@@ -162,13 +164,21 @@ class JacobianOptimWrapper(OptimWrapper):
         task_losses, extra = group_task_losses(losses, descent.tasks)
         # in float32 at least: a float16 loss times the loss scale overflows
         task_losses = [_at_least_float32(t) for t in task_losses]
+        if extra is not None and not extra.requires_grad:
+            extra = None  # constant terms: nothing to back-propagate
         extra = None if extra is None else _at_least_float32(extra)
         # accumulation factor (1 / accumulative_counts) and loss scale
         factor = float(self.scale_loss(torch.ones(())))
         scale = self._scale()
         if descent.gramian:
             self._gramian_backward(
-                descent, module, shared, other, task_losses, extra, factor * scale
+                descent,
+                module,
+                shared,
+                other,
+                task_losses,
+                extra,
+                factor * scale,
             )
         else:
             self._jacobian_backward(
@@ -205,7 +215,9 @@ class JacobianOptimWrapper(OptimWrapper):
             rows.append(
                 torch.cat(
                     [
-                        (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                        (g if g is not None else torch.zeros_like(p)).reshape(
+                            -1
+                        )
                         for p, g in zip(shared, grads[:n_shared])
                     ]
                 )
@@ -237,8 +249,11 @@ class JacobianOptimWrapper(OptimWrapper):
         params = shared + other
         retain = True
         grads = torch.autograd.grad(
-            vector, shared, grad_outputs=weights.to(vector.dtype),
-            retain_graph=retain, allow_unused=True,
+            vector,
+            shared,
+            grad_outputs=weights.to(vector.dtype),
+            retain_graph=retain,
+            allow_unused=True,
         )
         self._add_grad(shared, grads)
         grads = torch.autograd.grad(
@@ -261,7 +276,9 @@ class JacobianOptimWrapper(OptimWrapper):
         dist.all_reduce(present, op=dist.ReduceOp.MAX)
         flat = torch.cat(
             [
-                (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                (
+                    p.grad if p.grad is not None else torch.zeros_like(p)
+                ).reshape(-1)
                 for p in other
             ]
         )

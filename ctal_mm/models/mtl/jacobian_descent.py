@@ -23,7 +23,11 @@ OPTIONAL_HINT = (
     '(or `pip install "torchjd[cagrad]"` for CAGrad, "torchjd[nash_mtl]" for NashMTL).'
 )
 
-_BASES = (tja.Aggregator, tja.WeightedAggregator, tja.GramianWeightedAggregator)
+_BASES = (
+    tja.Aggregator,
+    tja.WeightedAggregator,
+    tja.GramianWeightedAggregator,
+)
 
 
 def _register_torchjd_aggregators() -> None:
@@ -144,11 +148,15 @@ class JacobianDescent:
         )
         self.gramian = gramian
         if gramian and self.weighting is None:
+            gramian_based = sorted(
+                n
+                for n, c in AGGREGATORS.module_dict.items()
+                if issubclass(c, tja.GramianWeightedAggregator)
+            )
             raise ValueError(
                 f'model.aggregator: {type(self.aggregator).__name__} has no '
                 'Gramian (weighting) form, so gramian=True cannot be used; '
-                'Gramian-based ones: '
-                f'{sorted(n for n, c in AGGREGATORS.module_dict.items() if issubclass(c, tja.GramianWeightedAggregator))}.'
+                f'Gramian-based ones: {gramian_based}.'
             )
         self._engine = None
 
