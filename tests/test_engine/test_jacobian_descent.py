@@ -159,3 +159,20 @@ def test_bad_aggregator_config_is_a_clear_error():
         build_aggregator(dict(type='MGDA', nonsense=1), 2)
     with pytest.raises(ValueError, match='no Gramian'):
         JacobianDescent(dict(type='GradDrop'), ['a', 'b'], gramian=True)
+
+
+def test_gramian_path_matches_the_jacobian_path():
+    grads = []
+    for gramian in (False, True):
+        model = TwoTaskToy(dict(type='UPGrad'))
+        if gramian:
+            model.jacobian_descent = JacobianDescent(
+                dict(type='UPGrad'), ['a', 'b'], ['backbone'], gramian=True
+            )
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        wrapper = JacobianOptimWrapper(optimizer=optimizer)
+        before = copy.deepcopy(model.state_dict())
+        model.train_step(dict(inputs=X[None]), wrapper)
+        grads.append({k: before[k] - v for k, v in model.state_dict().items()})
+    for key in grads[0]:
+        torch.testing.assert_close(grads[1][key], grads[0][key], msg=key)
