@@ -176,3 +176,26 @@ def test_gramian_path_matches_the_jacobian_path():
         grads.append({k: before[k] - v for k, v in model.state_dict().items()})
     for key in grads[0]:
         torch.testing.assert_close(grads[1][key], grads[0][key], msg=key)
+
+
+def test_amp_flag_sets_the_wrappers_dtype():
+    from mmengine.config import Config
+
+    from ctal_mm.engine.launch import enable_amp
+
+    cfg = Config(dict(optim_wrapper=dict(type='JacobianOptimWrapper')))
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.type == 'JacobianOptimWrapper'
+    expected = 'float16' if torch.cuda.is_available() else 'bfloat16'
+    assert cfg.optim_wrapper.dtype == expected
+
+
+def test_bf16_autocast_step_trains():
+    model = TwoTaskToy(dict(type='UPGrad'))
+    wrapper = JacobianOptimWrapper(
+        dtype='bfloat16', optimizer=torch.optim.SGD(model.parameters(), lr=0.1)
+    )
+    before = model.backbone.weight.detach().clone()
+    model.train_step(dict(inputs=X[None]), wrapper)
+    assert not torch.equal(model.backbone.weight, before)
+    assert torch.isfinite(model.backbone.weight).all()
