@@ -72,3 +72,8 @@ VISUALIZERS = _child('visualizer', MMSEG_VISUALIZERS, 'visualization')
 VISBACKENDS = _child('vis_backend', MMSEG_VISBACKENDS, 'visualization')
 LOG_PROCESSORS = _child('log_processor', MMSEG_LOG_PROCESSORS, 'engine')
 INFERENCERS = _child('inferencer', MMSEG_INFERENCERS, 'apis')
+# torchjd's aggregators under their class names (``model.aggregator``); no parent:
+# these are not models, and a name must not fall through to mmseg's registries
+AGGREGATORS = Registry(
+    'aggregator', scope=SCOPE, locations=['ctal_mm.models.mtl']
+)

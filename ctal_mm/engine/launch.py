@@ -127,6 +127,13 @@ def enable_amp(cfg: Config) -> None:
             level=logging.WARNING,
         )
         return
+    if (
+        current == 'JacobianOptimWrapper'
+    ):  # gradient-level methods: its own AMP
+        cfg.optim_wrapper.dtype = (
+            'float16' if torch.cuda.is_available() else 'bfloat16'
+        )
+        return
     if current != 'OptimWrapper':
         raise ValueError(
             f'--amp replaces optim_wrapper.type "OptimWrapper", but this config uses "{current}". '

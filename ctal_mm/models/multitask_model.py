@@ -15,6 +15,7 @@ from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
 
 from .activation_checkpoint import checkpointed
+from .mtl import JacobianDescent
 from .task_outputs import DEFAULT_LOSS, finalize_prediction
 
 
@@ -59,6 +60,13 @@ class MultiTaskEncoderDecoder(BaseModel):
         tasks: ``{task: dict(kind, channels, loss, weight)}``.
         neck: optional neck config.
         loss_weighting: strategy config (FixedWeighting, UncertaintyWeighting, DWAWeighting).
+        aggregator: a gradient-level multitask method, a torchjd aggregator by its
+            class name (``dict(type='UPGrad')``; ``gramian=True`` in it uses torchjd's
+            autogram Gramian path): applied to the shared parameters, with
+            ``optim_wrapper.type='JacobianOptimWrapper'`` (docs/mtl_methods.md).
+        shared_modules: names of the submodules whose parameters the aggregator
+            combines (default ``('backbone', 'neck')``; e.g. add
+            ``'decoder.affinity'`` for CTAL's cross-task module).
         data_preprocessor: MultiTaskDataPreProcessor config.
         align_corners: of the bilinear upsampling of the outputs.
         with_cp: activation checkpointing of the backbone and neck together:
@@ -75,6 +83,8 @@ class MultiTaskEncoderDecoder(BaseModel):
         tasks: Mapping[str, Mapping],
         neck: Optional[dict] = None,
         loss_weighting: dict = dict(type='FixedWeighting'),
+        aggregator: Optional[dict] = None,
+        shared_modules: Optional[List[str]] = None,
         data_preprocessor: Optional[dict] = None,
         align_corners: bool = False,
         with_cp: bool = False,
@@ -98,8 +108,24 @@ class MultiTaskEncoderDecoder(BaseModel):
         self.loss_weighting = MODELS.build(
             dict(loss_weighting, tasks=list(self.tasks))
         )
+        if hasattr(self.loss_weighting, 'bind_model'):
+            self.loss_weighting.bind_model(self)  # GradNorm finds its layer
         self.align_corners = align_corners
         self.with_cp = with_cp
+        self.jacobian_descent = None
+        if aggregator is not None:
+            aggregator = dict(aggregator)
+            gramian = aggregator.pop('gramian', False)
+            self.jacobian_descent = JacobianDescent(
+                aggregator, list(self.tasks), shared_modules, gramian=gramian
+            )
+            self.jacobian_descent.split_parameters(self)  # names checked now
+        elif shared_modules is not None:
+            raise ValueError(
+                'model.shared_modules is set but model.aggregator is not: '
+                "shared modules only matter to an aggregator (dict(type='UPGrad'), say)."
+            )
+        self._jacobian_step_pending = False
 
     # ----------------------------------------------------------------- features
     def extract_feat(self, inputs: Tensor):
@@ -205,6 +231,19 @@ class MultiTaskEncoderDecoder(BaseModel):
                     logger='current',
                     level=logging.WARNING,
                 )
+
+    def parse_losses(self, losses):
+        if (
+            self.jacobian_descent is not None
+            and self.training
+            and not self._jacobian_step_pending
+        ):
+            raise TypeError(
+                'model.aggregator is set, so the optimiser wrapper must be '
+                "optim_wrapper=dict(type='JacobianOptimWrapper', ...) (it computes "
+                'the per-task gradients); the plain sum would ignore the aggregator.'
+            )
+        return super().parse_losses(losses)
 
     def _stack_gt(self, task: str, data_samples, inputs: Tensor) -> Tensor:
         missing = [i for i, s in enumerate(data_samples) if not s.has_gt(task)]

@@ -22,6 +22,7 @@ from mmengine.config import Config
 from mmengine.registry import FUNCTIONS, Registry
 
 from ctal_mm.registry import (
+    AGGREGATORS,
     DATA_SAMPLERS,
     DATASETS,
     EVALUATOR,
@@ -146,6 +147,8 @@ def _same(registry: Registry) -> Rule:
 def _model_rule(name: str):
     if name == 'init_cfg':
         return WEIGHT_INITIALIZERS, _leaf
+    if name == 'aggregator':  # torchjd's, by class name
+        return AGGREGATORS, _leaf
     return MODELS, _model_rule
 
 

@@ -5,7 +5,18 @@ from .task_losses import (
     MTCrossEntropyLoss,
     NormalsLoss,
 )
-from .weighting import DWAWeighting, FixedWeighting, UncertaintyWeighting
+from .weighting import (
+    DWAWeighting,
+    FAMOWeighting,
+    FixedWeighting,
+    GeometricMeanWeighting,
+    GradNormWeighting,
+    IMTLLWeighting,
+    RandomWeighting,
+    ScalarizationWeighting,
+    STCHWeighting,
+    UncertaintyWeighting,
+)
 
 __all__ = [
     'MTCrossEntropyLoss',
@@ -16,4 +27,11 @@ __all__ = [
     'FixedWeighting',
     'UncertaintyWeighting',
     'DWAWeighting',
+    'ScalarizationWeighting',
+    'GeometricMeanWeighting',
+    'IMTLLWeighting',
+    'STCHWeighting',
+    'RandomWeighting',
+    'FAMOWeighting',
+    'GradNormWeighting',
 ]

@@ -107,3 +107,251 @@ class DWAWeighting(nn.Module):
             k: dwa[self.tasks.index(_task_of(k))] * weights[_task_of(k)] * v
             for k, v in losses.items()
         }
+
+
+# ---------------------------------------------------------------- torchjd scalarisations
+def _task_totals(losses, weights, tasks):
+    """sum over stages of w_t * L per task, as a vector in ``tasks`` order."""
+    totals = [None] * len(tasks)
+    for key, value in losses.items():
+        i = tasks.index(_task_of(key))
+        term = weights[_task_of(key)] * value
+        totals[i] = term if totals[i] is None else totals[i] + term
+    missing = [t for t, v in zip(tasks, totals) if v is None]
+    if missing:
+        raise KeyError(
+            f'loss weighting: no loss for task(s) {missing} among {list(losses)}.'
+        )
+    return torch.stack(totals)
+
+
+@MODELS.register_module()
+class ScalarizationWeighting(nn.Module):
+    """A torchjd scalarisation S(l_1, ..., l_T) of the task losses (torchjd.scalarization).
+
+    l_t is task t's weighted loss (its stages summed). The model's loss terms become
+    ``c_t * w_t * L`` with c_t = dS/dl_t at the current losses (not differentiated):
+    the same gradient as S for every parameter of the model, and each logged term is the
+    task's loss under the method's current weight. A scalariser with its own trainable
+    parameters (IMTLL's scales) gets their gradient through the term
+    ``'scalarization.params'`` (value 0). Methods: ``'GeometricMean'``, ``'IMTLL'``,
+    ``'STCH'`` (``mu=``), ``'Random'`` (random loss weighting), ``'FAMO'`` (see
+    :class:`FAMOWeighting`), and torchjd's others by name.
+
+    Args:
+        tasks: the model's task names.
+        scalarizer: the torchjd scalariser's class name.
+        **kwargs: its arguments (``shape`` is filled in with the number of tasks).
+    """
+
+    def __init__(self, tasks: Sequence[str], scalarizer: str, **kwargs):
+        super().__init__()
+        import inspect
+
+        from torchjd import scalarization
+
+        self.tasks = list(tasks)
+        cls = getattr(scalarization, scalarizer, None)
+        if not (
+            isinstance(cls, type) and issubclass(cls, scalarization.Scalarizer)
+        ):
+            names = [
+                n for n in scalarization.__all__ if n not in ('Scalarizer',)
+            ]
+            raise KeyError(
+                f'loss_weighting.scalarizer={scalarizer!r} is not a torchjd '
+                f'scalarisation; available: {names}.'
+            )
+        if 'shape' in inspect.signature(cls.__init__).parameters:
+            kwargs.setdefault('shape', len(self.tasks))
+        for key in ('weights', 'reference', 'min_losses'):
+            if isinstance(kwargs.get(key), (list, tuple)):
+                kwargs[key] = torch.tensor(kwargs[key], dtype=torch.float32)
+        self.scalarizer = cls(**kwargs)
+
+    def scalarize(self, totals: Tensor) -> Tensor:
+        return self.scalarizer(totals)
+
+    def forward(self, losses, weights):
+        totals = _task_totals(losses, weights, self.tasks)
+        detached = totals.detach().float().requires_grad_()
+        with torch.enable_grad():
+            value = self.scalarize(detached)
+            (coeffs,) = torch.autograd.grad(value, detached, retain_graph=True)
+        out = {
+            k: coeffs[self.tasks.index(_task_of(k))].to(v.dtype)
+            * weights[_task_of(k)]
+            * v
+            for k, v in losses.items()
+        }
+        if value.requires_grad and any(
+            p.requires_grad for p in self.scalarizer.parameters()
+        ):
+            out['scalarization.params'] = value - value.detach()
+        return out
+
+
+@MODELS.register_module()
+class GeometricMeanWeighting(ScalarizationWeighting):
+    """The geometric mean of the task losses (torchjd's GeometricMean)."""
+
+    def __init__(self, tasks: Sequence[str]):
+        super().__init__(tasks, 'GeometricMean')
+
+
+@MODELS.register_module()
+class IMTLLWeighting(ScalarizationWeighting):
+    """IMTL-L (Liu et al. 2021): learned scales, sum exp(s_t) l_t - s_t (torchjd's IMTLL)."""
+
+    def __init__(self, tasks: Sequence[str]):
+        super().__init__(tasks, 'IMTLL')
+
+
+@MODELS.register_module()
+class STCHWeighting(ScalarizationWeighting):
+    """Smooth Tchebycheff scalarisation (Lin et al. 2024; torchjd's STCH), smoothing ``mu``."""
+
+    def __init__(self, tasks: Sequence[str], mu: float = 1.0, **kwargs):
+        super().__init__(tasks, 'STCH', mu=mu, **kwargs)
+
+
+@MODELS.register_module()
+class RandomWeighting(ScalarizationWeighting):
+    """Random loss weighting (Lin et al. 2022): softmax of Gaussian weights each step."""
+
+    def __init__(self, tasks: Sequence[str]):
+        super().__init__(tasks, 'Random')
+
+
+@MODELS.register_module()
+class FAMOWeighting(ScalarizationWeighting):
+    """FAMO (Liu et al. 2023; torchjd's FAMO): balanced loss decrease from loss values only.
+
+    torchjd's FAMO learns its task logits from the change of the losses across an update,
+    measured on the same batch after the step; this runs no second forward: each training
+    step first updates the logits from the previous step's losses to this step's (the next
+    batch's losses stand for the "after" losses; noisier, no extra cost). The logits are
+    trained by FAMO's own Adam (``lr``, ``weight_decay``), not by the model's optimiser.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        lr: float = 0.025,
+        weight_decay: float = 1e-3,
+        min_losses=None,
+    ):
+        super().__init__(
+            tasks,
+            'FAMO',
+            lr=lr,
+            weight_decay=weight_decay,
+            min_losses=min_losses,
+        )
+
+    def scalarize(self, totals: Tensor) -> Tensor:
+        famo = self.scalarizer
+        if self.training and famo._prev_losses is not None:
+            famo.update(totals.detach())
+        return famo(totals)
+
+
+# ---------------------------------------------------------------- GradNorm
+@MODELS.register_module()
+class GradNormWeighting(nn.Module):
+    """GradNorm (Chen et al. 2018): learned task weights that balance gradient norms.
+
+    Task weights v_t (sum T) scale the task losses. Each training step, G_t = v_t ||grad_W
+    l_t|| on one shared parameter W (by default the last weight of the neck, else of the
+    backbone), and the weights are trained by the model's optimiser on the term
+    ``'gradnorm.loss'`` = sum_t |G_t - mean(G) r_t^alpha|, with r_t the task's loss ratio
+    l_t / l_t(0) relative to the mean ratio (the target not differentiated); the task terms
+    use v_t without differentiating it, and v is renormalised to sum T before each step.
+    Cost: one backward pass per task down to W (through the decoder).
+
+    Args:
+        tasks: the model's task names.
+        alpha: the restoring force (the paper: 1.5 on NYUv2).
+        shared_param: name of W in the model (``model.named_parameters()``), or None.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        alpha: float = 1.5,
+        shared_param: str = None,
+    ):
+        super().__init__()
+        self.tasks = list(tasks)
+        self.alpha = alpha
+        self.shared_param = shared_param
+        self.task_weights = nn.Parameter(torch.ones(len(self.tasks)))
+        self.register_buffer('initial', torch.zeros(len(self.tasks)))
+        self.register_buffer('started', torch.zeros((), dtype=torch.bool))
+        self._shared = []  # a list, so that W is not registered twice
+
+    def bind_model(self, model: nn.Module) -> None:
+        """Find W in the model that owns this weighting (called by the model)."""
+        params = dict(model.named_parameters())
+        name = self.shared_param
+        if name is None:
+            for prefix in ('neck.', 'backbone.'):
+                names = [
+                    n
+                    for n, p in params.items()
+                    if n.startswith(prefix) and p.dim() > 1
+                ]
+                if names:
+                    name = names[-1]
+                    break
+        if name not in params:
+            raise KeyError(
+                f'GradNormWeighting: shared_param={name!r} is not a parameter of '
+                "the model; give one of its names, e.g. 'backbone.<...>.weight'."
+            )
+        self._shared = [params[name]]
+
+    def forward(self, losses, weights):
+        totals = _task_totals(losses, weights, self.tasks)
+        T = len(self.tasks)
+        with torch.no_grad():
+            self.task_weights.clamp_(min=1e-6)
+            self.task_weights.mul_(T / self.task_weights.sum())
+        v = self.task_weights
+        out = {
+            k: v[self.tasks.index(_task_of(k))].detach()
+            * weights[_task_of(k)]
+            * val
+            for k, val in losses.items()
+        }
+        if not (
+            self.training and torch.is_grad_enabled() and totals.requires_grad
+        ):
+            return out
+        if not self._shared:
+            raise RuntimeError(
+                'GradNormWeighting needs the shared parameter W: the model '
+                'calls bind_model(model) (MultiTaskEncoderDecoder does).'
+            )
+        (shared,) = self._shared
+        norms = []
+        for t in range(T):
+            (g,) = torch.autograd.grad(
+                totals[t], shared, retain_graph=True, allow_unused=True
+            )
+            norms.append(
+                torch.zeros((), device=totals.device)
+                if g is None
+                else g.detach().float().norm()
+            )
+        norms = torch.stack(norms)
+        with torch.no_grad():
+            if not bool(self.started):
+                self.initial.copy_(totals.detach().float())
+                self.started.fill_(True)
+            ratio = totals.detach().float() / self.initial.clamp_min(1e-12)
+            relative = ratio / ratio.mean().clamp_min(1e-12)
+        grad_norms = v * norms
+        target = (grad_norms.mean() * relative**self.alpha).detach()
+        out['gradnorm'] = (grad_norms - target).abs().sum()
+        return out

@@ -1,0 +1,4 @@
+# CTAL on NYUv2 with IMTL-G on the backbone and neck (see README.md).
+_base_ = ['../ctal/ctal_hrnet18s_1xb8-200e_nyuv2-288x384.py']
+model = dict(aggregator=dict(type='IMTLG'))
+optim_wrapper = dict(type='JacobianOptimWrapper')

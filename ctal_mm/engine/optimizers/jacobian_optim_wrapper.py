@@ -1,0 +1,351 @@
+"""The optimiser wrapper of gradient-level multitask methods (``model.aggregator``)."""
+
+from contextlib import ExitStack, contextmanager
+from typing import Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
+
+from ctal_mm.models.mtl import group_task_losses
+from ctal_mm.registry import OPTIM_WRAPPERS
+
+DTYPES = (None, 'bfloat16', 'float16')
+
+
+def _world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+@OPTIM_WRAPPERS.register_module()
+class JacobianOptimWrapper(OptimWrapper):
+    """Jacobian descent on the parameters the tasks share, for a model with ``aggregator=``.
+
+    Each step, for every task t (the model's ``'<stage>.<task>.loss'`` terms of that task
+    summed, with their configured weights) one backward pass gives the gradient of L_t: its
+    part on the shared parameters becomes row t of the Jacobian J (T x shared parameter
+    count); its part on every other parameter is added to that parameter's gradient (so a
+    task-specific parameter gets its own task's gradient, as with the plain sum). Loss terms
+    of no task (e.g. an uncertainty regulariser) are back-propagated as usual. When the
+    optimiser is to step (every ``accumulative_counts`` iterations; J is accumulated over
+    them), the model's aggregator turns J into the shared parameters' gradient; then
+    gradient clipping and the optimiser step run as in :class:`OptimWrapper`.
+
+    Distributed: the forward runs under DDP's ``no_sync`` (DDP's reducer takes no part), and
+    the wrapper averages the gradients itself, once per optimiser step: J (T vectors) before
+    aggregating, so every process aggregates the same Jacobian (that of the global batch,
+    with equal local batches), and the other parameters' gradients in one flat all-reduce.
+    N processes compute what one process computes on the union batch.
+
+    Mixed precision: ``dtype='bfloat16'`` runs the forward under autocast;
+    ``dtype='float16'`` adds dynamic loss scaling (``torch.amp.GradScaler``, on CPU or
+    GPU): the task losses are scaled before each backward, J is unscaled before it is
+    aggregated, and a step whose J (or another gradient) holds an inf/NaN is skipped, the
+    scale backed off and the skip counted (``skipped_steps``), as GradScaler does.
+
+    With ``model.aggregator`` + ``gramian=True`` (single process), torchjd's autogram
+    engine gives the Gramian J J^T of the shared parameters without J, the aggregator's
+    weighting gives the weights w, and the shared parameters get the gradient of
+    sum_t w_t L_t.
+
+    Args:
+        dtype: None (float32), ``'bfloat16'`` or ``'float16'``.
+        loss_scale: float16 only: ``'dynamic'`` or a dict of ``GradScaler`` arguments
+            (``init_scale``, ``growth_interval``, ...).
+        **kwargs: the arguments of :class:`OptimWrapper` (``optimizer``,
+            ``accumulative_counts``, ``clip_grad``).
+    """
+
+    def __init__(
+        self, dtype: Optional[str] = None, loss_scale='dynamic', **kwargs
+    ):
+        super().__init__(**kwargs)
+        if dtype not in DTYPES:
+            raise ValueError(
+                f'JacobianOptimWrapper: dtype must be one of {DTYPES}, got {dtype!r}.'
+            )
+        self.cast_dtype = getattr(torch, dtype) if dtype else None
+        self.loss_scale = loss_scale
+        self.loss_scaler = None
+        if dtype == 'float16':
+            scaler_args = {} if loss_scale == 'dynamic' else dict(loss_scale)
+            device = self._param_device()
+            self.loss_scaler = torch.amp.GradScaler(device.type, **scaler_args)
+        self.skipped_steps = 0
+        self._captured: Optional[dict] = None
+        self._module: Optional[nn.Module] = None
+        self._distributed = False
+        self._jacobian: Optional[torch.Tensor] = None
+
+    def _param_device(self) -> torch.device:
+        for group in self.optimizer.param_groups:
+            for p in group['params']:
+                return p.device
+        return torch.device('cpu')
+
+    # ------------------------------------------------------------ forward
+    @contextmanager
+    def optim_context(self, model: nn.Module):
+        module = model.module if is_model_wrapper(model) else model
+        descent = getattr(module, 'jacobian_descent', None)
+        if descent is None:
+            raise TypeError(
+                'JacobianOptimWrapper needs a model with an aggregator '
+                "(model.aggregator=dict(type='UPGrad'), say); "
+                f'{type(module).__name__} has none. Use the plain OptimWrapper '
+                'for loss-level weighting.'
+            )
+        self._module = module
+        self._distributed = _world_size() > 1
+        if descent.gramian:
+            if self._distributed:
+                raise RuntimeError(
+                    'model.aggregator gramian=True is single-process: the Gramian of '
+                    "the global Jacobian is not the sum of the processes' Gramians. "
+                    'Set gramian=False for distributed training.'
+                )
+            descent.gramian_engine(module)  # hooks the modules before forward
+        self._captured = None
+
+        def capture(mod, args, kwargs, output):
+            if kwargs.get('mode') == 'loss' and isinstance(output, dict):
+                self._captured = output
+
+        with ExitStack() as stack:
+            handle = module.register_forward_hook(capture, with_kwargs=True)
+            stack.callback(handle.remove)
+            if hasattr(model, 'no_sync'):
+                # the gradients are reduced here (J before aggregating), not by DDP
+                stack.enter_context(model.no_sync())
+            if self.cast_dtype is not None:
+                stack.enter_context(
+                    # torch's own: mmengine's refuses float16 on CPU
+                    torch.autocast(
+                        device_type=self._param_device().type,
+                        dtype=self.cast_dtype,
+                    )
+                )
+            module._jacobian_step_pending = True
+            yield
+
+    # ------------------------------------------------------------ backward
+    def _scale(self) -> float:
+        if self.loss_scaler is None:
+            return 1.0
+        # scale() (not get_scale) also sets up the scaler's state on first use
+        one = torch.ones((), device=self._param_device())
+        return float(self.loss_scaler.scale(one))
+
+    def update_params(
+        self,
+        loss: torch.Tensor,
+        step_kwargs: Optional[Dict] = None,
+        zero_kwargs: Optional[Dict] = None,
+    ) -> None:
+        module, losses = self._module, self._captured
+        self._captured = None
+        if module is None or losses is None:
+            raise RuntimeError(
+                'JacobianOptimWrapper.update_params: no loss dict was captured; '
+                "the model's forward(mode='loss') must run inside "
+                'optim_wrapper.optim_context(model) (as train_step does).'
+            )
+        module._jacobian_step_pending = False
+        descent = module.jacobian_descent
+        shared, other = descent.split_parameters(module)
+        task_losses, extra = group_task_losses(losses, descent.tasks)
+        # in float32 at least: a float16 loss times the loss scale overflows
+        task_losses = [_at_least_float32(t) for t in task_losses]
+        if extra is not None and not extra.requires_grad:
+            extra = None  # constant terms: nothing to back-propagate
+        extra = None if extra is None else _at_least_float32(extra)
+        # accumulation factor (1 / accumulative_counts) and loss scale
+        factor = float(self.scale_loss(torch.ones(())))
+        scale = self._scale()
+        if descent.gramian:
+            self._gramian_backward(
+                descent,
+                module,
+                shared,
+                other,
+                task_losses,
+                extra,
+                factor * scale,
+            )
+        else:
+            self._jacobian_backward(
+                shared, other, task_losses, extra, factor * scale
+            )
+        self._inner_count += 1
+        if self.should_update():
+            self._aggregate(descent, shared, other, scale)
+            self.step(**(step_kwargs or {}))
+            self.zero_grad(**(zero_kwargs or {}))
+
+    @staticmethod
+    def _add_grad(params, grads) -> None:
+        for p, g in zip(params, grads):
+            if g is None:
+                continue
+            if p.grad is None:
+                p.grad = g.detach().clone()
+            else:
+                p.grad.add_(g)
+
+    def _jacobian_backward(self, shared, other, task_losses, extra, mult):
+        params = shared + other
+        n_shared = len(shared)
+        rows = []
+        last = len(task_losses) - 1
+        for t, task_loss in enumerate(task_losses):
+            grads = torch.autograd.grad(
+                task_loss * mult,
+                params,
+                retain_graph=extra is not None or t < last,
+                allow_unused=True,
+            )
+            rows.append(
+                torch.cat(
+                    [
+                        (g if g is not None else torch.zeros_like(p)).reshape(
+                            -1
+                        )
+                        for p, g in zip(shared, grads[:n_shared])
+                    ]
+                )
+            )
+            self._add_grad(other, grads[n_shared:])
+        if extra is not None:
+            grads = torch.autograd.grad(
+                extra * mult, params, allow_unused=True
+            )
+            self._add_grad(params, grads)
+        jacobian = torch.stack(rows)
+        if self._jacobian is None:
+            self._jacobian = jacobian
+        else:
+            self._jacobian += jacobian
+
+    def _gramian_backward(
+        self, descent, module, shared, other, task_losses, extra, mult
+    ):
+        engine = descent.gramian_engine(module)
+        vector = torch.stack(task_losses) * mult
+        gramian = engine.compute_gramian(vector)
+        scale = self._scale()
+        gramian = gramian / (scale * scale)
+        if not torch.isfinite(gramian).all():
+            weights = torch.full_like(vector, float('nan'))
+        else:
+            weights = descent.weighting(gramian)
+        params = shared + other
+        retain = True
+        grads = torch.autograd.grad(
+            vector,
+            shared,
+            grad_outputs=weights.to(vector.dtype),
+            retain_graph=retain,
+            allow_unused=True,
+        )
+        self._add_grad(shared, grads)
+        grads = torch.autograd.grad(
+            vector.sum() + (extra * mult if extra is not None else 0),
+            other if extra is None else params,
+            allow_unused=True,
+        )
+        self._add_grad(other if extra is None else params, grads)
+
+    # ------------------------------------------------------------ aggregate
+    def _reduce_other(self, other: List[nn.Parameter]) -> None:
+        if not other:
+            return
+        world = _world_size()
+        present = torch.tensor(
+            [p.grad is not None for p in other],
+            dtype=torch.float32,
+            device=other[0].device,
+        )
+        dist.all_reduce(present, op=dist.ReduceOp.MAX)
+        flat = torch.cat(
+            [
+                (
+                    p.grad if p.grad is not None else torch.zeros_like(p)
+                ).reshape(-1)
+                for p in other
+            ]
+        )
+        dist.all_reduce(flat)
+        flat /= world
+        offset = 0
+        for p, has in zip(other, present.tolist()):
+            n = p.numel()
+            if has:
+                p.grad = flat[offset : offset + n].view_as(p).clone()
+            offset += n
+
+    def _aggregate(self, descent, shared, other, scale: float) -> None:
+        if self._distributed:
+            self._reduce_other(other)
+        jacobian, self._jacobian = self._jacobian, None
+        if jacobian is None:  # gramian path: the shared gradients are set
+            return
+        if self._distributed:
+            dist.all_reduce(jacobian)
+            jacobian /= _world_size()
+        jacobian = jacobian / scale
+        if torch.isfinite(jacobian).all():
+            combined = descent.aggregator(jacobian) * scale
+        else:
+            # non-finite: handed to the step as is, where GradScaler skips it
+            combined = jacobian.sum(0) * scale
+        offset = 0
+        for p in shared:
+            n = p.numel()
+            g = combined[offset : offset + n].view_as(p).to(p.dtype)
+            if p.grad is None:
+                p.grad = g.clone()
+            else:
+                p.grad.add_(g)
+            offset += n
+
+    # ------------------------------------------------------------ step
+    def step(self, **kwargs) -> None:
+        if self.loss_scaler is None:
+            return super().step(**kwargs)
+        if self.clip_grad_kwargs:
+            self.loss_scaler.unscale_(self.optimizer)
+            self._clip_grad()
+        scale = self.loss_scaler.get_scale()
+        self.loss_scaler.step(self.optimizer, **kwargs)
+        self.loss_scaler.update()
+        if self.loss_scaler.get_scale() < scale:
+            self.skipped_steps += 1
+
+    def backward(self, loss: torch.Tensor, **kwargs) -> None:
+        raise RuntimeError(
+            'JacobianOptimWrapper computes the gradients in update_params '
+            '(one backward pass per task); call update_params(loss), not backward().'
+        )
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.loss_scaler is not None:
+            state['loss_scaler'] = self.loss_scaler.state_dict()
+        state['skipped_steps'] = self.skipped_steps
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        scaler = state_dict.pop('loss_scaler', None)
+        self.skipped_steps = state_dict.pop('skipped_steps', 0)
+        if scaler is not None and self.loss_scaler is not None:
+            self.loss_scaler.load_state_dict(scaler)
+        super().load_state_dict(state_dict)

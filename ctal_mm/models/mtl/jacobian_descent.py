@@ -1,0 +1,221 @@
+"""Gradient-level multitask methods: torchjd's aggregators on the shared parameters.
+
+``model.aggregator=dict(type='UPGrad')`` (any torchjd aggregator, by its class name) makes the
+parameters shared by the tasks (by default the backbone and the neck) take the aggregation of
+the per-task gradients (the rows of the Jacobian) instead of their sum; every other parameter
+keeps the gradient of the total loss, which for a task-specific parameter is its own task's
+gradient. The optimiser wrapper :class:`~ctal_mm.engine.optimizers.JacobianOptimWrapper`
+computes the Jacobian, reduces it over the processes and aggregates it; this module holds what
+the model knows: the aggregator, which parameters are shared, and how its losses form tasks.
+"""
+
+import inspect
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+from torchjd import aggregation as tja
+
+from ctal_mm.registry import AGGREGATORS
+
+OPTIONAL_HINT = (
+    'Install the optional extras with `pip install -r requirements/optional.txt` '
+    '(or `pip install "torchjd[cagrad]"` for CAGrad, "torchjd[nash_mtl]" for NashMTL).'
+)
+
+_BASES = (
+    tja.Aggregator,
+    tja.WeightedAggregator,
+    tja.GramianWeightedAggregator,
+)
+
+
+def _register_torchjd_aggregators() -> None:
+    for name in tja.__all__:
+        obj = getattr(tja, name)
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, tja.Aggregator)
+            and obj not in _BASES
+            and not inspect.isabstract(obj)
+            and name not in AGGREGATORS.module_dict
+        ):
+            AGGREGATORS.register_module(name=name, module=obj)
+
+
+_register_torchjd_aggregators()
+
+
+def build_aggregator(cfg: Mapping, num_tasks: int) -> tja.Aggregator:
+    """Build ``model.aggregator`` (a dict with ``type``: a torchjd class name).
+
+    ``n_tasks`` (NashMTL) defaults to the number of tasks; list-valued
+    ``pref_vector`` / ``weights`` become tensors.
+    """
+    if not isinstance(cfg, Mapping) or 'type' not in cfg:
+        raise TypeError(
+            "model.aggregator must be a dict with a 'type' (a torchjd aggregator "
+            f"class name, e.g. dict(type='UPGrad')), got {cfg!r}."
+        )
+    args = dict(cfg)
+    name = args.pop('type')
+    cls = AGGREGATORS.get(name) if isinstance(name, str) else name
+    if cls is None:
+        raise KeyError(
+            f'model.aggregator.type={name!r} is not a torchjd aggregator; '
+            f'registered: {sorted(AGGREGATORS.module_dict)}.'
+        )
+    params = inspect.signature(cls.__init__).parameters
+    if 'n_tasks' in params and 'n_tasks' not in args:
+        args['n_tasks'] = num_tasks
+    for key in ('pref_vector', 'weights'):
+        if isinstance(args.get(key), (list, tuple)):
+            args[key] = torch.tensor(args[key], dtype=torch.float32)
+    try:
+        return cls(**args)
+    except ImportError as error:
+        raise ImportError(
+            f'model.aggregator.type={name!r} needs packages that are not '
+            f'installed: {error} {OPTIONAL_HINT}'
+        ) from error
+    except TypeError as error:
+        raise TypeError(
+            f'model.aggregator={dict(cfg)!r}: {error}. The arguments are those '
+            f'of torchjd.aggregation.{cls.__name__}{inspect.signature(cls)}.'
+        ) from error
+
+
+def group_task_losses(
+    losses: Mapping[str, Tensor], tasks: Sequence[str]
+) -> Tuple[List[Tensor], Optional[Tensor]]:
+    """Sum the model's loss terms per task: ``'<stage>.<task>.loss'`` -> task.
+
+    Returns the T task losses (in ``tasks`` order) and the sum of every other term that
+    counts in the total (keys containing ``'loss'``, e.g. an uncertainty regulariser), or
+    None. A task with no term is an error: its Jacobian row would be empty.
+    """
+    per_task: Dict[str, List[Tensor]] = {task: [] for task in tasks}
+    extra = []
+    for key, value in losses.items():
+        if 'loss' not in key:
+            continue
+        parts = key.split('.')
+        values = value if isinstance(value, (list, tuple)) else [value]
+        total = sum(v.mean() for v in values)
+        if len(parts) == 3 and parts[2] == 'loss' and parts[1] in per_task:
+            per_task[parts[1]].append(total)
+        else:
+            extra.append(total)
+    missing = [task for task, terms in per_task.items() if not terms]
+    if missing:
+        raise KeyError(
+            f'model.aggregator: no loss term for task(s) {missing}; the loss '
+            f"keys are {list(losses)} (expected '<stage>.<task>.loss')."
+        )
+    return [sum(terms) for terms in per_task.values()], (
+        sum(extra) if extra else None
+    )
+
+
+class JacobianDescent:
+    """What a model with ``aggregator=`` tells the optimiser wrapper.
+
+    Args:
+        aggregator: the ``model.aggregator`` config.
+        tasks: the model's task names (the rows of the Jacobian, in order).
+        shared_modules: names of the submodules whose parameters the tasks share
+            (``model.get_submodule`` names, e.g. ``'backbone'``, ``'neck'``,
+            ``'decoder.affinity'``). A default name the model lacks (no neck) is skipped.
+        gramian: compute only the Gramian of the Jacobian of the shared parameters with
+            torchjd's autogram engine, never the T x P Jacobian (aggregators with a
+            weighting form only; single process; see docs/mtl_methods.md).
+    """
+
+    DEFAULT_SHARED = ('backbone', 'neck')
+
+    def __init__(
+        self,
+        aggregator: Mapping,
+        tasks: Sequence[str],
+        shared_modules: Optional[Sequence[str]] = None,
+        gramian: bool = False,
+    ):
+        self.tasks = list(tasks)
+        self.aggregator = build_aggregator(aggregator, len(self.tasks))
+        self.explicit_shared = shared_modules is not None
+        self.shared_modules = tuple(
+            self.DEFAULT_SHARED if shared_modules is None else shared_modules
+        )
+        self.gramian = gramian
+        if gramian and self.weighting is None:
+            gramian_based = sorted(
+                n
+                for n, c in AGGREGATORS.module_dict.items()
+                if issubclass(c, tja.GramianWeightedAggregator)
+            )
+            raise ValueError(
+                f'model.aggregator: {type(self.aggregator).__name__} has no '
+                'Gramian (weighting) form, so gramian=True cannot be used; '
+                f'Gramian-based ones: {gramian_based}.'
+            )
+        self._engine = None
+
+    @property
+    def weighting(self):
+        """The aggregator's weighting of the Gramian, or None when it has none."""
+        if isinstance(self.aggregator, tja.GramianWeightedAggregator):
+            return self.aggregator.gramian_weighting
+        return None
+
+    def shared_module_list(self, model: nn.Module) -> List[nn.Module]:
+        modules = []
+        for name in self.shared_modules:
+            try:
+                module = model.get_submodule(name)
+            except AttributeError:
+                if not self.explicit_shared:
+                    continue
+                raise KeyError(
+                    f'model.shared_modules: the model has no submodule '
+                    f'{name!r}; its top-level modules are '
+                    f'{[n for n, _ in model.named_children()]}.'
+                ) from None
+            if module is None:
+                continue
+            modules.append(module)
+        if not modules:
+            raise ValueError(
+                'model.aggregator: no shared parameters (model.shared_modules='
+                f'{self.shared_modules!r} names no module with parameters).'
+            )
+        return modules
+
+    def split_parameters(
+        self, model: nn.Module
+    ) -> Tuple[List[nn.Parameter], List[nn.Parameter]]:
+        """(shared, other) trainable parameters, each in the model's order."""
+        shared_ids = {
+            id(p)
+            for module in self.shared_module_list(model)
+            for p in module.parameters()
+        }
+        shared, other = [], []
+        for p in model.parameters():
+            if p.requires_grad:
+                (shared if id(p) in shared_ids else other).append(p)
+        if not shared:
+            raise ValueError(
+                f'model.aggregator: the shared modules {self.shared_modules} '
+                'have no trainable parameter.'
+            )
+        return shared, other
+
+    def gramian_engine(self, model: nn.Module):
+        """torchjd's autogram engine over the shared modules (built once)."""
+        if self._engine is None:
+            from torchjd.autogram import Engine
+
+            self._engine = Engine(
+                *self.shared_module_list(model), batch_dim=None
+            )
+        return self._engine
