@@ -72,6 +72,7 @@ class PreemptionHook(Hook):
         )
         self._previous = {}
         self._checkpoint_hook = None
+        self._loaded_states = None  # from the resumed checkpoint
 
     # ----------------------------------------------------------------- signals
     def _on_signal(self, signum, frame) -> None:
@@ -92,7 +93,7 @@ class PreemptionHook(Hook):
             return
         loop = runner.train_loop
         if hasattr(loop, 'resume_generators_at'):
-            loop.resume_generators_at(getattr(self, '_loaded_states', None))
+            loop.resume_generators_at(self._loaded_states)
         if threading.current_thread() is not threading.main_thread():
             runner.logger.warning(
                 'PreemptionHook: training runs outside the main thread, where '
