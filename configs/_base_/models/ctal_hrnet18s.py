@@ -1,7 +1,9 @@
 # CTAL with HRNet-W18-small-v2, as the reference's CNN tree, for NYUv2 (MTAN protocol):
 # semseg 13 + depth + normals at 288x384 -> CTAL features 72x96 (N = 6912).
 # Raw [0, 1] images (mean 0, std 255), no normalisation, as the reference.
-norm_cfg = dict(type='BN', requires_grad=True)
+# The backbone's BN momentum is the reference's HRNet constant (0.01); the fuse neck and the
+# heads keep PyTorch's 0.1, as there.
+norm_cfg = dict(type='BN', requires_grad=True, momentum=0.01)
 model = dict(
     type='MultiTaskEncoderDecoder',
     # the dataset config's `data_preprocessor` is wired in by each experiment config:

@@ -5,7 +5,12 @@ from .task_losses import (
     MTCrossEntropyLoss,
     NormalsLoss,
 )
-from .weighting import DWAWeighting, FixedWeighting, UncertaintyWeighting
+from .weighting import (
+    DWAWeighting,
+    FixedWeighting,
+    UncertaintyWeighting,
+    UnitWeighting,
+)
 
 __all__ = [
     'MTCrossEntropyLoss',
@@ -16,4 +21,5 @@ __all__ = [
     'FixedWeighting',
     'UncertaintyWeighting',
     'DWAWeighting',
+    'UnitWeighting',
 ]
