@@ -24,8 +24,19 @@ model = dict(
         window_size=[8, 8, 8, 8],
         drop_path_rate=0.3,
         out_indices=(3,),
-        # ImageNet-1k weights (an mmpretrain classifier checkpoint):
-        # init_cfg=dict(type='Pretrained', checkpoint='PATH', prefix='backbone.')
+        # torchvision's swin_v2_s IMAGENET1K_V1 weights, as the reference: the one path of
+        # every Swin config. Set it here or with --cfg-options
+        # model.backbone.init_cfg.checkpoint=PATH; model.backbone.init_cfg=None trains from
+        # scratch. A missing or partial file stops the run before the first step.
+        init_cfg=dict(
+            type='VerifiedPretrained',
+            checkpoint='checkpoints/swin_v2_s_mmpretrain.pth',
+            prefix='backbone.',
+            source="It is torchvision's swin_v2_s IMAGENET1K_V1 file "
+            '(https://download.pytorch.org/models/swin_v2_s-637d8ceb.pth) converted by '
+            'python tools/model_converters/torchvision_swinv2_to_mmpretrain.py '
+            'swin_v2_s-637d8ceb.pth checkpoints/swin_v2_s_mmpretrain.pth.',
+        ),
     ),
     neck=None,
     decoder=dict(
