@@ -15,6 +15,7 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         size=(512, 512),
         pad_val=0,
+        pad_mode='centre',
         test_cfg=dict(size=(512, 512), pad_mode='centre'),
     ),
     backbone=dict(
