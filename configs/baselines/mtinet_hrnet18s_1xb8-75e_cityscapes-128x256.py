@@ -4,7 +4,7 @@ _base_ = [
     '../_base_/models/mtinet_hrnet18s.py',
     '../_base_/datasets/cityscapes.py',
     '../_base_/evaluators/cityscapes.py',
-    '../_base_/schedules/adam_cosine_75e.py',
+    '../_base_/schedules/adam_cosine-restarts_75e.py',
     '../_base_/default_runtime.py',
 ]
 model = dict(

@@ -10,6 +10,8 @@ _base_ = [
 ]
 model = dict(
     data_preprocessor={{_base_.data_preprocessor}},
+    # the demo trains from scratch: no ImageNet file needed
+    backbone=dict(init_cfg=None),
     # N = 768 positions < 9 x 3 tasks x 128 channels: the plain affinity is the cheaper here
     decoder=dict(affinity=dict(feature_size=(24, 32), implementation='plain')),
     tasks=dict(semseg=dict(channels=9)),

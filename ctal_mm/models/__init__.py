@@ -1,3 +1,4 @@
+from .backbones import VerifiedPretrainedInit  # noqa: F401
 from .data_preprocessor import MultiTaskDataPreProcessor  # noqa: F401
 from .decoders import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403

@@ -254,6 +254,7 @@ def _shrink(cfg, size, feature_size=None):
     cfg.model.data_preprocessor.test_cfg.size = size
     if feature_size is not None:
         cfg.model.decoder.affinity.feature_size = feature_size
+    cfg.model.backbone.init_cfg = None  # from scratch: no ImageNet file here
 
 
 def _runner_cfg(name, root, work_dir):

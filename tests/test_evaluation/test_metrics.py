@@ -122,14 +122,16 @@ def test_depth_matches_numpy_over_valid_pixels():
     gts = rng.uniform(0.5, 5, (3, 1, 8, 8)).astype(np.float32)
     gts[:, :, :3] = 0  # invalid
     preds = (gts + rng.normal(0, 0.3, gts.shape)).astype(np.float32)
-    preds[0, 0, 5, 5] = -1  # a negative prediction: log clamps it
+    preds[0, 0, 5, 5] = -1  # non-positive predictions: clamped in every term
+    preds[1, 0, 6, 6] = 0
     res = evaluate(DepthMetric(), samples('depth', gts, preds))
     valid = gts > 0
     g, p = gts[valid].astype(np.float64), preds[valid].astype(np.float64)
-    assert res['abs_err'] == pytest.approx(np.abs(p - g).mean())
-    assert res['rel_err'] == pytest.approx((np.abs(p - g) / g).mean())
-    assert res['rmse'] == pytest.approx(np.sqrt(((p - g) ** 2).mean()))
     pc = np.maximum(p, 1e-9)
+    assert res['abs_err'] == pytest.approx(np.abs(pc - g).mean())
+    assert res['abs_err'] != pytest.approx(np.abs(p - g).mean())
+    assert res['rel_err'] == pytest.approx((np.abs(pc - g) / g).mean())
+    assert res['rmse'] == pytest.approx(np.sqrt(((pc - g) ** 2).mean()))
     assert res['log_rmse'] == pytest.approx(
         np.sqrt(((np.log(pc) - np.log(g)) ** 2).mean())
     )

@@ -198,9 +198,10 @@ def test_pap_reference_affinity_normalises_channels_over_pixels():
 
 def test_papnet_reference_switch_changes_the_function_not_the_parameters():
     cfg = load('papnet', 'hrnet18s')
-    default = MODELS.build(cfg).eval()
-    cfg.decoder.reference_affinity = True
+    assert cfg.decoder.reference_affinity  # the shipped default
     reference = MODELS.build(cfg).eval()
+    cfg.decoder.reference_affinity = False
+    default = MODELS.build(cfg).eval()
     reference.load_state_dict(default.state_dict())
     # make diffusion dominate so that the affinity really shows in the output
     for model in (default, reference):

@@ -75,6 +75,7 @@ def test_skipped_samples_are_counted_per_epoch_across_workers(
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(NYUV2)
     cfg.model.decoder.affinity.feature_size = (8, 8)
+    cfg.model.backbone.init_cfg = None  # from scratch: no ImageNet file here
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = nyuv2
         cfg[loader].update(

@@ -42,6 +42,8 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=4,
     persistent_workers=True,
+    # the reference drops the last incomplete batch of every epoch
+    drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,

@@ -34,7 +34,7 @@ task_specs = dict(
     normals=dict(
         kind='normals',
         channels=3,
-        loss=dict(type='NormalsLoss', mode='l1'),
+        loss=dict(type='NormalsLoss', mode='l1_elementwise'),
         weight=10.0,
     ),
     edge=dict(

@@ -1,7 +1,8 @@
 # PASCAL-Context in the PASCAL_MT layout (MTI-Net / ASTMT): semseg (21), human_parts (7),
 # saliency, normals, edge. As the CTAL transformer reference: train = random scale 0.5-2.0,
-# crop 512 x 512 (cat_max_ratio 0.75), flip, photometric distortion, pad to 512; test = no
-# resize, pad to 512 x 512 centred (in the data preprocessor); ImageNet mean / std.
+# crop 512 x 512 (cat_max_ratio 0.75), flip, photometric distortion; test = no resize; ImageNet
+# mean / std. Train and test images are padded to 512 x 512 centred, after normalisation, with 0
+# (the data preprocessor; task maps with their ignore values), as the reference's PadImage.
 dataset_type = 'PascalContextMTDataset'
 data_root = 'data/PASCAL_MT'
 crop_size = (512, 512)
@@ -13,7 +14,6 @@ train_pipeline = [
     dict(type='MultiTaskRandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='MultiTaskRandomFlip', prob=0.5),
     dict(type='MultiTaskPhotoMetricDistortion'),
-    dict(type='MultiTaskPad', size=crop_size),
     dict(type='PackMultiTaskInputs'),
 ]
 test_pipeline = [
@@ -27,12 +27,15 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     size=crop_size,
     pad_val=0,
+    pad_mode='centre',
     test_cfg=dict(size=crop_size, pad_mode='centre'),
 )
 train_dataloader = dict(
     batch_size=8,
     num_workers=4,
     persistent_workers=True,
+    # the reference drops the last incomplete batch of every epoch
+    drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,

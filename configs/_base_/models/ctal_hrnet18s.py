@@ -1,7 +1,9 @@
 # CTAL with HRNet-W18-small-v2, as the reference's CNN tree, for NYUv2 (MTAN protocol):
 # semseg 13 + depth + normals at 288x384 -> CTAL features 72x96 (N = 6912).
 # Raw [0, 1] images (mean 0, std 255), no normalisation, as the reference.
-norm_cfg = dict(type='BN', requires_grad=True)
+# The backbone's BN momentum is the reference's HRNet constant (0.01); the fuse neck and the
+# heads keep PyTorch's 0.1, as there.
+norm_cfg = dict(type='BN', requires_grad=True, momentum=0.01)
 model = dict(
     type='MultiTaskEncoderDecoder',
     # the dataset config's `data_preprocessor` is wired in by each experiment config:
@@ -45,7 +47,19 @@ model = dict(
                 num_channels=(18, 36, 72, 144),
             ),
         ),
-        # ImageNet weights: init_cfg=dict(type='Pretrained', checkpoint='PATH')
+        # ImageNet weights, as the reference (which refuses to start without them): the one
+        # path of every HRNet config. Set it here or with --cfg-options
+        # model.backbone.init_cfg.checkpoint=PATH; model.backbone.init_cfg=None trains from
+        # scratch. A missing or partial file stops the run before the first step.
+        init_cfg=dict(
+            type='VerifiedPretrained',
+            checkpoint='checkpoints/hrnet_w18_small_v2_mmseg.pth',
+            prefix='backbone.',
+            source="It is timm's hrnet_w18_small_v2 ImageNet weights (Hugging Face: "
+            'timm/hrnet_w18_small_v2.ms_in1k) or the official hrnet_w18_small_model_v2.pth, '
+            'converted by python tools/model_converters/hrnet2mmseg.py SRC '
+            'checkpoints/hrnet_w18_small_v2_mmseg.pth.',
+        ),
     ),
     neck=dict(type='HRNetFuseNeck', in_channels=[18, 36, 72, 144]),
     decoder=dict(

@@ -26,4 +26,8 @@ model = dict(
             implementation='plain',
         ),
     ),
+    # the reference's CTAL config weights semseg 2 (its baselines 1)
+    tasks=dict(semseg=dict(weight=2.0)),
+    # every stage once (the HPS base counts its one stage twice)
+    loss_weighting=dict(_delete_=True, type='FixedWeighting'),
 )

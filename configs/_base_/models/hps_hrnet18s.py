@@ -10,4 +10,13 @@ model = dict(
         type='HPSDecoder',
         head=dict(type='HRNetTaskHead', in_channels=[18, 36, 72, 144]),
     ),
+    # The reference's HPS loss counts every task twice (its initial and final predictions
+    # are the same tensor): total = 2 * sum_t w_t L_t. stage_weights=dict(final=1.0)
+    # halves the loss (same optimum; under Adam the balance against weight decay moves).
+    loss_weighting=dict(
+        _delete_=True,
+        type='StageScaledWeighting',
+        stage_weights=dict(final=2.0),
+        base=dict(type='FixedWeighting'),
+    ),
 )

@@ -12,4 +12,6 @@ model = dict(
         initial_head=dict(type='BottleneckTaskHead'),
         final_head=dict(type='DeepLabTaskHead'),
     ),
+    # every stage once (the HPS base counts its one stage twice)
+    loss_weighting=dict(_delete_=True, type='FixedWeighting'),
 )

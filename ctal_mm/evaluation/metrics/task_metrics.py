@@ -210,8 +210,10 @@ class SegmentationMetric(BaseTaskMetric):
 class DepthMetric(BaseTaskMetric):
     """Depth errors over valid pixels (gt > 0) of the whole split, pixel-weighted.
 
-    abs_err = mean |d - d*|, rel_err = mean |d - d*| / d*, rmse, log_rmse (predictions <= 0
-    clamped to 1e-9), delta_k = % of pixels with max(d/d*, d*/d) < 1.25^k.
+    abs_err = mean |d - d*|, rel_err = mean |d - d*| / d*, rmse, log_rmse, delta_k = % of
+    pixels with max(d/d*, d*/d) < 1.25^k. Predictions <= 0 are clamped to 1e-9 before every
+    term, as the reference's depth meter does (a depth is positive; unclamped, a network that
+    predicts negative depths would be scored on values no depth can take).
     """
 
     LOWER_IS_BETTER = frozenset({'abs_err', 'rel_err', 'rmse', 'log_rmse'})
@@ -225,17 +227,16 @@ class DepthMetric(BaseTaskMetric):
             pred.reshape(-1).astype(np.float64),
         )
         valid = gt > 0
-        g, p = gt[valid], pred[valid]
+        g, p = gt[valid], np.maximum(pred[valid], 1e-9)
         diff = p - g
-        p_pos = np.maximum(p, 1e-9)
-        ratio = np.maximum(p_pos / g, g / p_pos)
+        ratio = np.maximum(p / g, g / p)
         return np.array(
             [
                 valid.sum(),
                 np.abs(diff).sum(),
                 (np.abs(diff) / g).sum(),
                 (diff**2).sum(),
-                ((np.log(p_pos) - np.log(g)) ** 2).sum(),
+                ((np.log(p) - np.log(g)) ** 2).sum(),
                 (ratio < 1.25).sum(),
                 (ratio < 1.25**2).sum(),
                 (ratio < 1.25**3).sum(),
@@ -418,8 +419,15 @@ class EdgeMetric(BaseTaskMetric):
     prediction scores 1.0 only without it. The matching is randomised slightly, as in the
     original benchmark: repeated runs can differ in the last digits. The matching runs in
     ``nproc`` worker processes in ``compute_metrics``; ``process`` keeps each prediction as
-    8-bit probabilities. Also reports the reference's
-    balanced-BCE loss proxy (``bce_loss``, positive weight 0.95) for comparison with it.
+    8-bit probabilities.
+
+    ``AP`` is the trapezoid area under the precision-recall points of the ``num_thresholds``
+    thresholds (recall sorted increasing); BSDS's MATLAB benchmark interpolates its curve
+    first, so the two can differ in the last digits. ``bce_loss`` is the plain balanced
+    binary cross-entropy of the predicted probabilities (positive weight 0.95) over labelled
+    pixels: the value the training loss would give. It is not the transformer reference's
+    "edge loss" meter, which applies the sigmoid a second time to probabilities (so its
+    values are those of sigmoid(p), not p, and are not comparable).
     """
 
     LOWER_IS_BETTER = frozenset({'bce_loss'})

@@ -1,1 +1,1 @@
-
+from .pretrained_init import VerifiedPretrainedInit  # noqa: F401

@@ -16,6 +16,7 @@ from .weighting import (
     ScalarizationWeighting,
     STCHWeighting,
     UncertaintyWeighting,
+    UnitWeighting,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     'RandomWeighting',
     'FAMOWeighting',
     'GradNormWeighting',
+    'UnitWeighting',
 ]

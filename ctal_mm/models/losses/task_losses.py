@@ -1,4 +1,7 @@
-"""Per-task-kind losses, in both of the CTAL reference's variants.
+"""Per-task-kind losses, with the reductions of the CTAL reference's two trees.
+
+Each class docstring says whose formula it is; where two conventions exist, a named argument
+chooses (the shipped configs pick the reference's).
 
 Every loss takes ``(logits, gt)`` with logits B x C x H x W (raw head outputs, already at the
 ground truth's size) and gt in ctal_mm's convention (see ctal_mm/structures/task_kinds.py), and
@@ -55,16 +58,23 @@ class NormalsLoss(nn.Module):
     """Surface-normal loss over valid pixels (gt vector not all zero).
 
     Args:
-        mode: ``'cosine'``: 1 - mean dot product of the L2-normalised prediction with the gt
-            (CNN reference); ``'l1'``: mean absolute difference of the L2-normalised prediction
-            and the gt over valid pixels and channels (transformer reference).
+        mode: ``'cosine'``: 1 - mean over valid pixels of the dot product of
+            the L2-normalised prediction with the gt (the CNN reference);
+            ``'l1'``: absolute difference of the L2-normalised prediction and
+            the gt, summed over the 3 channels and divided by the number of
+            valid pixels (the transformer reference, after ATRC);
+            ``'l1_elementwise'``: the same absolute difference averaged over
+            valid pixels x channels, i.e. 1/3 of ``'l1'`` (MTI-Net's NYUD
+            normals loss, which counts valid elements).
     """
+
+    MODES = ('cosine', 'l1', 'l1_elementwise')
 
     def __init__(self, mode: str = 'cosine'):
         super().__init__()
-        if mode not in ('cosine', 'l1'):
+        if mode not in self.MODES:
             raise ValueError(
-                f"NormalsLoss: mode must be 'cosine' or 'l1', got {mode!r}."
+                f'NormalsLoss: mode must be one of {self.MODES}, got {mode!r}.'
             )
         self.mode = mode
 
@@ -75,7 +85,10 @@ class NormalsLoss(nn.Module):
         pred = unit_vectors(logits)
         if self.mode == 'cosine':
             return 1 - (pred * gt).sum(1)[valid].mean()
-        return (pred - gt).abs().permute(0, 2, 3, 1)[valid].mean()
+        per_pixel = (pred - gt).abs().sum(1)[valid]
+        if self.mode == 'l1':
+            return per_pixel.mean()
+        return per_pixel.mean() / gt.shape[1]
 
 
 @MODELS.register_module()
@@ -113,14 +126,38 @@ class BalancedBCEEdgeLoss(nn.Module):
 class BalancedSaliencyLoss(nn.Module):
     """Saliency loss with class weights balanced per batch.
 
-    With 2-channel logits: cross-entropy whose class weights are the other class's pixel
-    frequency in the batch (the transformer reference); with 1 channel: the same weighting on
-    a binary cross-entropy.
+    Each class is weighted by the other class's fraction of the batch's
+    labelled pixels (w_neg = salient fraction, w_pos = 1 - w_neg).
+
+    Args:
+        ignore_index: Label of unlabelled pixels.
+        normalize: What the sum of the weighted per-pixel losses is divided
+            by. ``'valid_pixels'``: the number of labelled pixels (the
+            transformer reference, after ATRC); ``'weights'``: the sum of the
+            pixels' class weights, PyTorch's weighted-mean cross-entropy (the
+            CNN reference's formula; its value depends on the batch's salient
+            fraction: it is the ``'valid_pixels'`` value divided by
+            2 f (1 - f), f the salient fraction).
+
+    With 2-channel logits the per-pixel loss is the two-class cross-entropy;
+    with 1 channel, the binary cross-entropy of the logit.
     """
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX):
+    NORMALIZE = ('valid_pixels', 'weights')
+
+    def __init__(
+        self,
+        ignore_index: int = IGNORE_INDEX,
+        normalize: str = 'valid_pixels',
+    ):
         super().__init__()
+        if normalize not in self.NORMALIZE:
+            raise ValueError(
+                f'BalancedSaliencyLoss: normalize must be one of '
+                f'{self.NORMALIZE}, got {normalize!r}.'
+            )
         self.ignore_index = ignore_index
+        self.normalize = normalize
 
     def forward(self, logits: Tensor, gt: Tensor) -> Tensor:
         valid = gt[:, 0] != self.ignore_index
@@ -128,23 +165,25 @@ class BalancedSaliencyLoss(nn.Module):
             return _zero(logits)
         target = gt[:, 0].long()
         pos_frac = (target[valid] == 1).float().mean()
-        weights = torch.stack(
-            [pos_frac, 1 - pos_frac]
-        ).detach()  # w_neg, w_pos
+        class_weights = torch.stack([pos_frac, 1 - pos_frac]).detach()
+        positive = target == 1
         if logits.shape[1] == 2:
-            return (
-                F.cross_entropy(
-                    logits,
-                    target,
-                    weight=weights,
-                    ignore_index=self.ignore_index,
-                )
-                if weights.sum() > 0
-                else _zero(logits)
+            per_pixel = F.cross_entropy(
+                logits,
+                torch.where(valid, target, torch.zeros_like(target)),
+                reduction='none',
             )
-        t = (target == 1).float()
-        w = torch.where(t > 0, weights[1], weights[0])
-        loss = F.binary_cross_entropy_with_logits(
-            logits[:, 0], t, weight=w, reduction='none'
-        )
-        return loss[valid].mean()
+        else:
+            per_pixel = F.binary_cross_entropy_with_logits(
+                logits[:, 0], positive.float(), reduction='none'
+            )
+        pixel_weights = torch.where(
+            positive, class_weights[1], class_weights[0]
+        )[valid]
+        total = (pixel_weights * per_pixel[valid]).sum()
+        if self.normalize == 'valid_pixels':
+            return total / valid.sum()
+        denominator = pixel_weights.sum()
+        if denominator <= 0:  # one class only: both weights of the
+            return _zero(logits)  # present class are 0
+        return total / denominator

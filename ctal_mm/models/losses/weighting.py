@@ -6,7 +6,7 @@ optimiser sees every parameter of the model, strategies included: that is what m
 uncertainty weights train (the reference keeps them in the criterion, outside the optimiser).
 """
 
-from typing import Dict, Mapping, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -20,7 +20,7 @@ def _task_of(key: str) -> str:
 
 @MODELS.register_module()
 class FixedWeighting(nn.Module):
-    """w_t * L for every stage of task t (the reference's weighting)."""
+    """w_t * L for every stage of task t (the reference's ``Scalarization``)."""
 
     def __init__(self, tasks: Sequence[str] = ()):
         super().__init__()
@@ -33,28 +33,78 @@ class FixedWeighting(nn.Module):
 
 @MODELS.register_module()
 class UncertaintyWeighting(nn.Module):
-    """Homoscedastic uncertainty (Kendall et al. 2018): exp(-s_t) * w_t * L + s_t / 2.
+    """Homoscedastic uncertainty weighting (Kendall et al. 2018).
 
-    One learnable log-variance s_t per task, shared by the task's stages; the regulariser is
-    reported as ``'<task>.uncertainty_reg'`` (in the model's loss dict
-    ``'<task>.uncertainty_reg.loss'``, so that it is part of the total).
+    One learnable log-variance s_t per task, shared by the task's stages; the
+    regulariser is reported as ``'<task>.uncertainty_reg'`` (in the model's
+    loss dict ``'<task>.uncertainty_reg.loss'``, so that it is part of the
+    total).
+
+    Args:
+        tasks: Task names.
+        form: ``'kendall'``: exp(-s_t) * w_t * L for every stage, plus s_t / 2
+            once per task. ``'reference'``: the CTAL reference's form,
+            L / (2 exp(s_t)) + s_t / 2 for every stage (so the regulariser
+            counts once per stage); the config's task weights are not applied,
+            as in the reference.
+        init_log_var: Initial s_t. Default: 0 for ``'kendall'``, -0.5 (the
+            reference's) for ``'reference'``.
     """
 
-    def __init__(self, tasks: Sequence[str]):
+    FORMS = ('kendall', 'reference')
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        form: str = 'kendall',
+        init_log_var: Optional[float] = None,
+    ):
         super().__init__()
+        if form not in self.FORMS:
+            raise ValueError(
+                f'UncertaintyWeighting: form must be one of {self.FORMS}, '
+                f'got {form!r}.'
+            )
+        if init_log_var is None:
+            init_log_var = -0.5 if form == 'reference' else 0.0
         self.tasks = list(tasks)
-        self.log_vars = nn.Parameter(torch.zeros(len(self.tasks)))
+        self.form = form
+        self.log_vars = nn.Parameter(
+            torch.full((len(self.tasks),), float(init_log_var))
+        )
 
     def forward(self, losses, weights):
         out = {}
+        stages = dict.fromkeys(self.tasks, 0)
         for key, value in losses.items():
-            i = self.tasks.index(_task_of(key))
-            out[key] = (
-                torch.exp(-self.log_vars[i]) * weights[_task_of(key)] * value
-            )
+            task = _task_of(key)
+            s = self.log_vars[self.tasks.index(task)]
+            stages[task] += 1
+            if self.form == 'reference':
+                out[key] = value / (2 * torch.exp(s))
+            else:
+                out[key] = torch.exp(-s) * weights[task] * value
         for i, task in enumerate(self.tasks):
-            out[f'{task}.uncertainty_reg'] = 0.5 * self.log_vars[i]
+            count = stages[task] if self.form == 'reference' else 1
+            out[f'{task}.uncertainty_reg'] = 0.5 * count * self.log_vars[i]
         return out
+
+
+@MODELS.register_module()
+class UnitWeighting(nn.Module):
+    """Every stage of every task with weight 1, whatever the config's weights.
+
+    The CTAL reference trains its single-task baselines (STL) this way: each
+    network backpropagates its own unweighted loss.
+    """
+
+    def __init__(self, tasks: Sequence[str] = ()):
+        super().__init__()
+
+    def forward(
+        self, losses: Mapping[str, Tensor], weights: Mapping[str, float]
+    ) -> Dict[str, Tensor]:
+        return dict(losses)
 
 
 @MODELS.register_module()

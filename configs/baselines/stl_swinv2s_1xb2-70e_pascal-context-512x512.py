@@ -1,6 +1,6 @@
 # single-task learning (one network per task) with Swin-V2-S on PASCAL-Context (PASCAL_MT,
 # 5 tasks, 512x512), with the CTAL reference's hyper-parameters for this dataset
-# (see ../ctal/README.md).
+# (see ../ctal/README.md), batch 2 as its stl.yml.
 _base_ = [
     '../_base_/models/stl_swinv2s.py',
     '../_base_/datasets/pascal_context.py',
@@ -9,3 +9,5 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 model = dict(data_preprocessor={{_base_.data_preprocessor}})
+# batch 2: the reference's stl.yml (trBatch 2; its multitask PASCAL configs use 8)
+train_dataloader = dict(batch_size=2)
