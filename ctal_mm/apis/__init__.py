@@ -10,7 +10,9 @@ from .inference import (
 )
 from .multitask_inferencer import MultiTaskInferencer
 from .prediction_files import (
+    PredictionFilesHook,
     read_prediction_file,
+    sample_stem,
     task_palette,
     write_prediction_files,
 )
@@ -31,6 +33,8 @@ __all__ = [
     'write_prediction_files',
     'read_prediction_file',
     'task_palette',
+    'PredictionFilesHook',
+    'sample_stem',
     'LoadInferenceImage',
     'ResizeToInputSize',
     'UnreadableImageError',

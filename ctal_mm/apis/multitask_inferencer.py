@@ -306,7 +306,13 @@ class MultiTaskInferencer(BaseInferencer):
         for data, originals, names in batches:
             preds = self.forward(data)
             panels = self.visualize(
-                originals, preds, show, wait_time, with_labels, draw_panel, names
+                originals,
+                preds,
+                show,
+                wait_time,
+                with_labels,
+                draw_panel,
+                names,
             )
             result = self.postprocess(
                 preds, panels, return_datasamples, out_dir, names

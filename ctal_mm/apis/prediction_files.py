@@ -24,7 +24,9 @@ from typing import Dict, List, Mapping, Optional
 import cv2
 import numpy as np
 import torch
+from mmengine.hooks import Hook
 
+from ctal_mm.registry import HOOKS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
 from ctal_mm.visualization.task_drawers import (
     DrawStyle,
@@ -103,7 +105,9 @@ def write_prediction_files(
             files.append(_write(base + '.png', labels.astype(dtype)))
             palette = task_palette(task, max(classes, labels.max() + 1),
                                    dataset_meta)  # fmt: skip
-            files.append(_write(base + '_color.png', _rgb_to_bgr(palette[labels])))
+            files.append(
+                _write(base + '_color.png', _rgb_to_bgr(palette[labels]))
+            )
         elif kind == 'depth':
             depth = pred[0].astype(np.float32)
             np.save(base + '.npy', depth)
@@ -166,3 +170,48 @@ def read_prediction_file(
     if kind == 'segmentation':
         return image.astype(np.int64)[None]
     return (image.astype(np.float32) / 255.0)[None]
+
+
+def sample_stem(sample: MultiTaskDataSample) -> str:
+    """A test sample's name in file names: its image's name, else its dataset index."""
+    path = sample.metainfo.get('img_path')
+    if path:
+        return osp.splitext(osp.basename(path))[0]
+    return f'{int(sample.metainfo.get("sample_idx", 0)):06d}'
+
+
+@HOOKS.register_module()
+class PredictionFilesHook(Hook):
+    """Write every test prediction's files (``tools/test.py --out DIR``).
+
+    Each rank writes the files of the samples it predicts, so a distributed test writes each
+    image once. Names as in :func:`write_prediction_files`, the stem from
+    :func:`sample_stem`.
+
+    Args:
+        out_dir: the directory.
+    """
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def after_test_iter(
+        self, runner, batch_idx, data_batch=None, outputs=None
+    ):
+        model = (
+            runner.model.module
+            if hasattr(runner.model, 'module')
+            else runner.model
+        )
+        while hasattr(model, 'module'):
+            model = model.module
+        num_classes = {
+            task: spec['channels']
+            for task, spec in getattr(model, 'tasks', {}).items()
+            if spec['kind'] == 'segmentation'
+        }
+        meta = runner.test_dataloader.dataset.metainfo
+        for sample in outputs or []:
+            write_prediction_files(
+                sample, self.out_dir, sample_stem(sample), meta, num_classes
+            )

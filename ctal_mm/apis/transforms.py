@@ -127,7 +127,9 @@ class ResizeToInputSize(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(size={self.size}, mode={self.mode!r})'
+        return (
+            f'{self.__class__.__name__}(size={self.size}, mode={self.mode!r})'
+        )
 
 
 def inference_pipeline(
@@ -149,7 +151,9 @@ def inference_pipeline(
     if input_size is None:
         size = dict(type='MultiTaskPad', size_divisor=size_divisor)
     else:
-        size = dict(type='ResizeToInputSize', size=input_size, mode=resize_mode)
+        size = dict(
+            type='ResizeToInputSize', size=input_size, mode=resize_mode
+        )
     return [
         dict(type='LoadInferenceImage'),
         size,

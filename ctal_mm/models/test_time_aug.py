@@ -143,7 +143,10 @@ class MultiTaskTTAModel(BaseTTAModel):
             for task in base.pred_tasks:
                 kind = self.module.tasks[task]['kind']
                 out.set_pred(
-                    task, merge_soft_predictions(kind, [v.pred(task) for v in views])
+                    task,
+                    merge_soft_predictions(
+                        kind, [v.pred(task) for v in views]
+                    ),
                 )
             merged.append(out)
         return merged

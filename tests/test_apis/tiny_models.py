@@ -5,7 +5,9 @@ import os.path as osp
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CTAL_CONFIG = osp.join(ROOT, 'configs/ctal/ctal_hrnet18s_1xb8-4e_synthetic-96x128.py')
+CTAL_CONFIG = osp.join(
+    ROOT, 'configs/ctal/ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
+)
 SIZE = (32, 48)
 TASKS = ('semseg', 'depth', 'normals', 'saliency', 'edge')
 
