@@ -37,3 +37,6 @@ default_hooks = dict(
     non_finite=dict(type='NonFiniteLossHook', on_non_finite='stop'),
     skipped_samples=dict(type='SkippedSampleHook'),
 )
+# tools/test.py --tta and the demos' --tta: averages the views of tta_pipeline (the dataset
+# configs' flip views; without one, the test pipeline and its mirror)
+tta_model = dict(type='MultiTaskTTAModel')
