@@ -61,6 +61,19 @@ def unflip(kind: str, x: Tensor) -> Tensor:
     return x
 
 
+class FirstViewPreprocessor:
+    """Calls ``preprocessor`` on the first view of a TestTimeAug batch, or on a plain batch."""
+
+    def __init__(self, preprocessor):
+        self.preprocessor = preprocessor
+
+    def __call__(self, data: dict, training: bool = False):
+        inputs = data['inputs']
+        if inputs and isinstance(inputs[0], (list, tuple)):
+            data = {key: value[0] for key, value in data.items()}
+        return self.preprocessor(data, training)
+
+
 @MODELS.register_module()
 class MultiTaskTTAModel(BaseTTAModel):
     """Averages a MultiTaskEncoderDecoder's predictions over test-time views.
@@ -72,6 +85,16 @@ class MultiTaskTTAModel(BaseTTAModel):
         module: the model (config or built).
         data_preprocessor: merged into ``module``'s config (as BaseTTAModel).
     """
+
+    @property
+    def data_preprocessor(self):
+        """The wrapped model's preprocessor; given a batch of views it prepares the first
+        view (for tools that probe the model with one batch)."""
+        return FirstViewPreprocessor(self.module.data_preprocessor)
+
+    def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
+        """The wrapped model's forward (one view), for tools that probe the model."""
+        return self.module(inputs, data_samples, mode)
 
     def test_step(self, data):
         if isinstance(data, dict):

@@ -84,3 +84,37 @@ def test_benchmark_times_the_inferencer_beside_the_forward(checkpoint, capsys):
     assert 0 < times['forward'] < times['inferencer']
     out = capsys.readouterr().out
     assert '| model forward alone |' in out and 'inferencer overhead' in out
+
+
+def test_test_py_tta_and_out_dir(checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    from repo_scripts import REPO
+
+    config, path = checkpoint
+    out = tmp_path / 'files'
+    run = subprocess.run(
+        [
+            sys.executable,
+            f'{REPO}/tools/test.py',
+            config,
+            path,
+            '--work-dir',
+            str(tmp_path / 'work'),
+            '--tta',
+            '--out',
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-3000:]
+    assert 'MultiTaskTTAModel' in log and 'semseg/mIoU' in log
+    # 4 test scenes (the tiny config), no image files: named by dataset index
+    assert sorted(p.name for p in (out / 'semseg').glob('*_color.png')) == [
+        f'{i:06d}_color.png' for i in range(4)
+    ]
+    assert len(list((out / 'normals').glob('*.npy'))) == 4
