@@ -106,6 +106,7 @@ class MultiTaskInferencer(BaseInferencer):
         self.collate_fn = pseudo_collate
         self.visualizer = self._init_visualizer(cfg)
         self.skipped: List[Tuple[str, str]] = []
+        self._folder_run = False
 
     # -- building --------------------------------------------------------------------------
 
