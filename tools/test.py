@@ -1,7 +1,10 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out F] [--show-dir D] ...``.
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir D] ...``.
 
 The same flags as MMSegmentation's tools/test.py. ``--show-dir`` writes one panel per image
-(image, and per task ground truth beside prediction); ``--out`` saves the raw predictions.
+(image, and per task ground truth beside prediction); ``--out`` writes every prediction's
+files (docs/inference.md: label PNGs, depth .npy and 16-bit PNGs, ...), each rank its share;
+``--dump`` pickles the data samples; ``--tta`` averages each prediction with that of the
+mirrored image (the config's ``tta_model`` / ``tta_pipeline``).
 """
 
 import argparse
@@ -43,6 +46,11 @@ def parse_args():
     parser.add_argument(
         '--out',
         type=str,
+        help='directory to write the prediction files into (per image and task)',
+    )
+    parser.add_argument(
+        '--dump',
+        type=str,
         help='pickle file (.pkl) to dump the predictions (data samples) into',
     )
     parser.add_argument(
@@ -70,17 +78,30 @@ def parse_args():
         help='job launcher',
     )
     parser.add_argument(
-        '--tta', action='store_true', help='not supported yet; see docs'
+        '--tta',
+        action='store_true',
+        help='test-time augmentation: average with the mirrored image',
     )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if args.tta:
-        parser.error(
-            '--tta: test-time augmentation is not implemented for multitask models.'
-        )
     return args
+
+
+def use_tta(cfg):
+    """Test through ``cfg.tta_model`` on ``cfg.tta_pipeline``, as mmseg's test.py; a config
+    without them gets MultiTaskTTAModel on its test pipeline with a flipped view."""
+    from ctal_mm.models.test_time_aug import flip_tta_pipeline
+
+    dataset = cfg.test_dataloader.dataset
+    tta_pipeline = cfg.get('tta_pipeline') or flip_tta_pipeline(
+        dataset.pipeline
+    )
+    dataset.pipeline = tta_pipeline
+    tta_model = cfg.get('tta_model') or dict(type='MultiTaskTTAModel')
+    cfg.model = dict(tta_model, module=cfg.model)
+    return cfg
 
 
 def trigger_visualization_hook(cfg, args):
@@ -121,14 +142,20 @@ def main():
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
+    if args.tta:
+        cfg = use_tta(cfg)
     if args.out is not None:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+            dict(type='PredictionFilesHook', out_dir=args.out)
+        ]
+    if args.dump is not None:
         cfg.test_evaluator = (
             cfg.test_evaluator
             if isinstance(cfg.test_evaluator, list)
             else [cfg.test_evaluator]
         )
         cfg.test_evaluator.append(
-            dict(type='DumpResults', out_file_path=args.out)
+            dict(type='DumpResults', out_file_path=args.dump)
         )
 
     if args.non_strict:

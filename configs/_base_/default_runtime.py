@@ -40,3 +40,6 @@ default_hooks = dict(
     # (docs/train_cluster.md)
     preemption=dict(type='PreemptionHook'),
 )
+# tools/test.py --tta and the demos' --tta: averages the views of tta_pipeline (the dataset
+# configs' flip views; without one, the test pipeline and its mirror)
+tta_model = dict(type='MultiTaskTTAModel')

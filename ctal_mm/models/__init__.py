@@ -6,3 +6,4 @@ from .losses import *  # noqa: F401,F403
 from .multitask_model import MultiTaskEncoderDecoder, parse_task_spec  # noqa: F401
 from .necks import *  # noqa: F401,F403
 from .single_task import PerTaskEncoders, SingleTaskEncoderDecoder  # noqa: F401
+from .test_time_aug import MultiTaskTTAModel  # noqa: F401

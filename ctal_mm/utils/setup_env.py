@@ -17,6 +17,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
             ``default_scope='ctal_mm'`` themselves; this is for scripts that build components
             without a Runner.
     """
+    import ctal_mm.apis  # noqa: F401
     import ctal_mm.datasets  # noqa: F401
     import ctal_mm.engine  # noqa: F401
     import ctal_mm.evaluation  # noqa: F401

@@ -82,6 +82,7 @@ def test_train_then_test_with_panels_and_predictions(tmp_path):
 
     show_dir = tmp_path / 'panels'
     out = tmp_path / 'preds.pkl'
+    files = tmp_path / 'files'
     log = _run(
         [
             sys.executable,
@@ -92,8 +93,10 @@ def test_train_then_test_with_panels_and_predictions(tmp_path):
             str(tmp_path / 'test'),
             '--show-dir',
             str(show_dir),
-            '--out',
+            '--dump',
             str(out),
+            '--out',
+            str(files),
             '--cfg-options',
             *SHRINK,
         ],
@@ -104,6 +107,10 @@ def test_train_then_test_with_panels_and_predictions(tmp_path):
     with open(out, 'rb') as f:
         preds = pickle.load(f)
     assert len(preds) == 2 and 'pred_semseg' in preds[0]
+    # --out: MMSegmentation's meaning, the prediction files of every image
+    assert len(glob.glob(str(files / 'semseg' / '*_color.png'))) == 2
+    assert len(glob.glob(str(files / 'depth' / '*.npy'))) == 2
+    assert len(glob.glob(str(files / 'normals' / '*_rgb.png'))) == 2
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path):

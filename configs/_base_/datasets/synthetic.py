@@ -15,6 +15,20 @@ test_pipeline = [
     dict(type='LoadSyntheticScene'),
     dict(type='PackMultiTaskInputs'),
 ]
+# test-time augmentation (tools/test.py --tta): each image as is and mirrored, averaged
+tta_pipeline = [
+    dict(type='LoadSyntheticScene'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='MultiTaskRandomFlip', prob=0.0),
+                dict(type='MultiTaskRandomFlip', prob=1.0),
+            ],
+            [dict(type='PackMultiTaskInputs')],
+        ],
+    ),
+]
 # like the CNN reference on NYUv2: images scaled to [0, 1], no mean / std
 data_preprocessor = dict(
     type='MultiTaskDataPreProcessor',

@@ -63,6 +63,12 @@ class PaddedGrid:
     def pad(self, x: Tensor) -> Tensor:
         """... x N -> ... x length, zeros on the ring and after the grid."""
         lead = x.shape[:-1]
+        if torch.onnx.is_in_onnx_export():
+            # the same zeros, written without assigning into a view (which
+            # the exporter does not translate)
+            grid = F.pad(x.reshape(-1, self.h, self.w), (1, 1, 1, 1))
+            flat = grid.reshape(*lead, self.grid_length)
+            return F.pad(flat, (0, self.length - self.grid_length))
         padded = x.new_zeros(*lead, self.length)
         self._as_grid(padded)[:, 1:-1, 1:-1] = x.reshape(-1, self.h, self.w)
         return padded
@@ -133,6 +139,18 @@ def _normalised(features, norm):
 
 
 def _forward(ctx, features, values, weight, bias, size):
+    out, saved = affinity_attention(features, values, weight, bias, size)
+    ctx.save_for_backward(*saved)
+    ctx.size = tuple(size)
+    return out
+
+
+def affinity_attention(features, values, weight, bias, size):
+    """The forward computation, plain torch: ``(out, tensors the backward needs)``.
+
+    Called directly (without the autograd Function) when nothing needs a
+    gradient and under ONNX export, which cannot trace a Function.
+    """
     B, T, C, N = features.shape
     norm = torch.linalg.vector_norm(features, dim=2, keepdim=True)
     normed = _normalised(features, norm)
@@ -152,9 +170,8 @@ def _forward(ctx, features, values, weight, bias, size):
     out = (values.sum(-1, keepdim=True) * bias).reshape(B, T * C, N)
     for k in range(9):
         out.baddbmm_(gram[k], _scaled_features(normed, weight, k))
-    ctx.save_for_backward(features, norm, values, weight, bias, gram)
-    ctx.size = tuple(size)
-    return out.reshape(B, T, C, N)
+    saved = (features, norm, values, weight, bias, gram)
+    return out.reshape(B, T, C, N), saved
 
 
 def _backward(ctx, grad_out):
@@ -227,6 +244,14 @@ def factored_affinity_attention(
     size: Tuple[int, int],
 ) -> Tensor:
     """:class:`FactoredAffinityAttention` (see there for the arguments)."""
+    needs_grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (features, values, weight, bias)
+    )
+    if not needs_grad or torch.onnx.is_in_onnx_export():
+        dtype = torch.promote_types(features.dtype, values.dtype)
+        inputs = (x.to(dtype) for x in (features, values, weight, bias))
+        with torch.autocast(features.device.type, enabled=False):
+            return affinity_attention(*inputs, size)[0]
     return FactoredAffinityAttention.apply(
         features, values, weight, bias, size
     )

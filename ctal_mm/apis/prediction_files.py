@@ -1,0 +1,217 @@
+"""Prediction files: one set per image and task, each readable back into the prediction.
+
+Under ``out_dir``, for an image named ``<stem>`` (a file's name without its extension, or the
+index of an array input as ``000000``)::
+
+    <task>/<stem>.png          segmentation: class ids, 1 channel (uint8; uint16 above 256
+                               classes); edge, saliency: probability x 255, uint8
+    <task>/<stem>_color.png    segmentation: the dataset's palette colours (RGB)
+                               depth: the visualiser's colour map (a picture, not data)
+    <task>/<stem>.npy          depth: float32 metres, H x W; normals: float32 H x W x 3
+    <task>/<stem>_mm.png       depth: uint16 millimetres (0 .. 65.535 m)
+    <task>/<stem>_rgb.png      normals: RGB = (n + 1) / 2 x 255 (x right, y, z as channels)
+    panel/<stem>.png           the visualiser's panel (image and every task)
+
+:func:`read_prediction_file` turns each data file back into the ``pred_<task>`` tensor's
+values (exactly for ``.npy`` and label PNGs; to the file's quantisation otherwise: 1 mm,
+1/255 of a probability, 1/127.5 of a normal component).
+"""
+
+import os
+import os.path as osp
+from typing import Dict, List, Mapping, Optional
+
+import cv2
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+
+from ctal_mm.registry import HOOKS
+from ctal_mm.structures import MultiTaskDataSample, get_task_kind
+from ctal_mm.visualization.task_drawers import (
+    DrawStyle,
+    complete_palette,
+    draw_depth,
+    draw_normals,
+)
+
+MAX_DEPTH_MM = 65535
+
+
+def _numpy(data) -> np.ndarray:
+    if isinstance(data, torch.Tensor):
+        return data.detach().cpu().numpy()
+    return np.asarray(data)
+
+
+def _write(path: str, image: np.ndarray) -> str:
+    if not cv2.imwrite(path, image):
+        raise OSError(f'could not write {path} (disk full or not writable?)')
+    return path
+
+
+def _rgb_to_bgr(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def task_palette(
+    task: str, num_classes: int, dataset_meta: Optional[Mapping]
+) -> np.ndarray:
+    """The colours of ``task``'s classes: the dataset's (``<task>_palette``, or ``palette``
+    for semseg), completed with the visualiser's generated colours."""
+    meta = dataset_meta or {}
+    palette = meta.get(f'{task}_palette')
+    if palette is None and task == 'semseg':
+        palette = meta.get('palette')
+    return complete_palette(
+        None if palette is None else np.asarray(palette), num_classes
+    )
+
+
+def write_prediction_files(
+    sample: MultiTaskDataSample,
+    out_dir: str,
+    stem: str,
+    dataset_meta: Optional[Mapping] = None,
+    num_classes: Optional[Mapping[str, int]] = None,
+    colormap: str = 'viridis',
+) -> Dict[str, List[str]]:
+    """Write every ``pred_<task>`` of ``sample`` under ``out_dir`` (see the module docstring).
+
+    Args:
+        sample: predictions at the image's size.
+        out_dir: the root directory.
+        stem: the image's name in the file names.
+        dataset_meta: palettes (``<task>_palette``, ``palette``) and ``task_kinds``.
+        num_classes: classes per segmentation task (the palette's length).
+        colormap: of the depth colour picture.
+
+    Returns:
+        task -> the files written.
+    """
+    kinds = dict((dataset_meta or {}).get('task_kinds') or {})
+    kinds.update(sample.metainfo.get('task_kinds') or {})
+    written = {}
+    for task in sample.pred_tasks:
+        kind = get_task_kind(task, kinds).name
+        pred = _numpy(sample.pred(task))
+        base = osp.join(out_dir, task, stem)
+        files = []
+        os.makedirs(osp.dirname(base), exist_ok=True)
+        if kind == 'segmentation':
+            labels = pred[0]
+            classes = (num_classes or {}).get(task, int(labels.max()) + 1)
+            dtype = np.uint8 if classes <= 256 else np.uint16
+            files.append(_write(base + '.png', labels.astype(dtype)))
+            palette = task_palette(task, max(classes, labels.max() + 1),
+                                   dataset_meta)  # fmt: skip
+            files.append(
+                _write(base + '_color.png', _rgb_to_bgr(palette[labels]))
+            )
+        elif kind == 'depth':
+            depth = pred[0].astype(np.float32)
+            np.save(base + '.npy', depth)
+            files.append(base + '.npy')
+            mm = np.clip(np.round(depth * 1000.0), 0, MAX_DEPTH_MM)
+            files.append(_write(base + '_mm.png', mm.astype(np.uint16)))
+            tile = draw_depth(
+                None, {'pred': pred}, DrawStyle(task, colormap=colormap)
+            ).tiles['pred']
+            files.append(_write(base + '_color.png', _rgb_to_bgr(tile)))
+        elif kind == 'normals':
+            vectors = np.moveaxis(pred.astype(np.float32), 0, -1)
+            np.save(base + '.npy', vectors)
+            files.append(base + '.npy')
+            tile = draw_normals(None, {'pred': pred}, DrawStyle(task)).tiles[
+                'pred'
+            ]
+            files.append(_write(base + '_rgb.png', _rgb_to_bgr(tile)))
+        else:  # edge, saliency: probabilities
+            prob = np.clip(pred[0].astype(np.float32), 0.0, 1.0)
+            gray = np.round(prob * 255.0).astype(np.uint8)
+            files.append(_write(base + '.png', gray))
+        written[task] = files
+    return written
+
+
+def read_prediction_file(
+    path: str, kind: str, palette: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """A file :func:`write_prediction_files` wrote -> the prediction's values.
+
+    Returns C x H x W as ``pred_<task>``: class ids (int64), depth in metres or normals, or
+    probabilities (float32). ``_color.png`` files of segmentation decode through ``palette``
+    (the colours :func:`task_palette` gives).
+    """
+    if path.endswith('.npy'):
+        array = np.load(path, allow_pickle=False).astype(np.float32)
+        return array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f'{path}: not a PNG written by ctal_mm')
+    if path.endswith('_color.png'):
+        if kind != 'segmentation' or palette is None:
+            raise ValueError(
+                f'{path}: only segmentation colour files decode (with their palette); '
+                'colour-mapped depth is a picture.'
+            )
+        rgb = image[..., ::-1].astype(np.int64)
+        codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        palette = np.asarray(palette, np.int64)
+        keys = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
+        order = np.argsort(keys, kind='stable')
+        index = np.searchsorted(keys[order], codes)
+        return order[np.clip(index, 0, len(order) - 1)][None].astype(np.int64)
+    if path.endswith('_mm.png'):
+        return (image.astype(np.float32) / 1000.0)[None]
+    if path.endswith('_rgb.png'):
+        rgb = image[..., ::-1].astype(np.float32)
+        return np.moveaxis(rgb / 127.5 - 1.0, -1, 0)
+    if kind == 'segmentation':
+        return image.astype(np.int64)[None]
+    return (image.astype(np.float32) / 255.0)[None]
+
+
+def sample_stem(sample: MultiTaskDataSample) -> str:
+    """A test sample's name in file names: its image's name, else its dataset index."""
+    path = sample.metainfo.get('img_path')
+    if path:
+        return osp.splitext(osp.basename(path))[0]
+    return f'{int(sample.metainfo.get("sample_idx", 0)):06d}'
+
+
+@HOOKS.register_module()
+class PredictionFilesHook(Hook):
+    """Write every test prediction's files (``tools/test.py --out DIR``).
+
+    Each rank writes the files of the samples it predicts, so a distributed test writes each
+    image once. Names as in :func:`write_prediction_files`, the stem from
+    :func:`sample_stem`.
+
+    Args:
+        out_dir: the directory.
+    """
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def after_test_iter(
+        self, runner, batch_idx, data_batch=None, outputs=None
+    ):
+        model = (
+            runner.model.module
+            if hasattr(runner.model, 'module')
+            else runner.model
+        )
+        while hasattr(model, 'module'):
+            model = model.module
+        num_classes = {
+            task: spec['channels']
+            for task, spec in getattr(model, 'tasks', {}).items()
+            if spec['kind'] == 'segmentation'
+        }
+        meta = runner.test_dataloader.dataset.metainfo
+        for sample in outputs or []:
+            write_prediction_files(
+                sample, self.out_dir, sample_stem(sample), meta, num_classes
+            )
