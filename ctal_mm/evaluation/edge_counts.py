@@ -364,25 +364,26 @@ def edge_scores(counts: Sequence[np.ndarray]) -> Dict[str, float]:
     if not counts:
         return dict(odsF=0.0, oisF=0.0, AP=0.0)
     total = np.sum(counts, axis=0)
-    rec, prec = _recall_precision(total)
-    f = _f_measure(prec, rec)
+    rec, prec = recall_precision(total)
+    f = f_measure(prec, rec)
     best = []
     for c in counts:  # OIS: each image at its own best threshold
-        r, p = _recall_precision(c)
-        best.append(c[:, int(np.argmax(_f_measure(p, r)))])
-    ois_r, ois_p = _recall_precision(np.sum(best, axis=0))
+        r, p = recall_precision(c)
+        best.append(c[:, int(np.argmax(f_measure(p, r)))])
+    ois_r, ois_p = recall_precision(np.sum(best, axis=0))
     # AP: area under the precision-recall curve, recall increasing
     order = np.argsort(rec, kind='stable')
     ap = float(np.trapezoid(prec[order], rec[order])) if len(rec) > 1 else 0.0
     return dict(
         odsF=float(f.max()) * 100,
-        oisF=float(_f_measure(ois_p, ois_r)) * 100,
+        oisF=float(f_measure(ois_p, ois_r)) * 100,
         AP=ap * 100,
     )
 
 
-def _recall_precision(c):
-    matched_gt, gt, matched_pred, pred = c
+def recall_precision(c):
+    """Recall and precision at each threshold of counts ``c`` (4 x T)."""
+    matched_gt, gt, matched_pred, pred = np.asarray(c, np.float64)
     rec = matched_gt / np.maximum(gt, 1)
     # no prediction: precision 1 only where there was nothing to find
     prec = np.where(
@@ -391,5 +392,70 @@ def _recall_precision(c):
     return rec, prec
 
 
-def _f_measure(prec, rec):
+def f_measure(prec, rec):
     return 2 * prec * rec / np.maximum(prec + rec, 1e-12)
+
+
+def _load_map(path: str, kind: str) -> np.ndarray:
+    if path.endswith('.npy'):
+        data = np.load(path, allow_pickle=False)
+    else:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            data = np.asarray(image)
+    data = np.squeeze(data)
+    if data.ndim != 2:
+        raise ValueError(
+            f'{path}: the {kind} has shape {data.shape}; expected one H x W channel '
+            '(a grayscale PNG or a 2-D .npy).'
+        )
+    return data
+
+
+def read_edge_prediction(path: str) -> np.ndarray:
+    """A saved edge strength map as float in [0, 1]: an 8-bit PNG (0..255), a 16-bit PNG
+    (0..65535) or a .npy of probabilities."""
+    data = _load_map(path, 'prediction')
+    if data.dtype == np.uint8:
+        data = data / 255.0
+    elif data.dtype.kind in 'ui':
+        data = data / 65535.0
+    data = data.astype(np.float64)
+    if not np.isfinite(data).all() or data.min() < 0 or data.max() > 1:
+        raise ValueError(
+            f'{path}: the prediction has values outside [0, 1] (or not finite); save '
+            'PNGs as 0..255 (or 16-bit 0..65535) strengths and .npy files as probabilities.'
+        )
+    return data
+
+
+def read_edge_ground_truth(path: str, ignore_value=None) -> np.ndarray:
+    """A saved edge ground truth as bool: edge where > 0 (0/1 and 0/255 maps alike), except
+    pixels equal to ``ignore_value``, which count as non-edge (as the online metric does)."""
+    data = _load_map(path, 'ground truth')
+    gt = data > 0
+    if ignore_value is not None:
+        gt &= data != ignore_value
+    return gt
+
+
+def edge_counts_of_files(
+    pred_path: str,
+    gt_path: str,
+    thresholds: Sequence[float],
+    max_dist: float,
+    nms: bool,
+    ignore_value=None,
+) -> np.ndarray:
+    """:func:`edge_counts` of a saved prediction and its ground truth; the prediction is
+    quantised to 8 bits first, as the online metric does."""
+    pred = read_edge_prediction(pred_path)
+    gt = read_edge_ground_truth(gt_path, ignore_value)
+    if pred.shape != gt.shape:
+        raise ValueError(
+            f'{pred_path} is {pred.shape} but its ground truth {gt_path} is {gt.shape}; '
+            'save predictions at the ground-truth size.'
+        )
+    pred_u8 = np.round(pred * 255).astype(np.uint8)
+    return edge_counts(pred_u8, gt, thresholds, max_dist, nms=nms)
