@@ -1,4 +1,5 @@
-"""Two gloo processes, each with half of the split, give the numbers of one process."""
+"""Two gloo processes, each with half of the split, give the numbers of one process (the
+edge metric included: its counts are computed in each rank's workers and gathered)."""
 
 import os
 import socket
@@ -16,10 +17,12 @@ TASKS = dict(
     depth=dict(type='DepthMetric'),
     normals=dict(type='NormalsMetric'),
     saliency=dict(type='SaliencyMetric'),
+    # counts in 2 worker processes per rank; only the counts are gathered
+    edge=dict(type='EdgeMetric', num_thresholds=9, nproc=2),
 )
 
 
-def make_split(n=6, size=(7, 9)):
+def make_split(n=6, size=(16, 20)):
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     data = []
@@ -40,6 +43,9 @@ def make_split(n=6, size=(7, 9)):
         )
         s.set_gt('saliency', torch.as_tensor(rng.integers(0, 2, (1, *size))))
         s.set_pred('saliency', torch.rand(1, *size))
+        edge = torch.as_tensor(rng.random((1, *size)) < 0.2)
+        s.set_gt('edge', edge.long())
+        s.set_pred('edge', (edge * 0.6 + 0.4 * torch.rand(1, *size)))
         data.append(s.to_dict())
     return data
 

@@ -1,8 +1,8 @@
+from .edge_metric import EdgeMetric, edge_thresholds
 from .multitask_metric import MultiTaskMetric
 from .task_metrics import (
     BaseTaskMetric,
     DepthMetric,
-    EdgeMetric,
     NormalsMetric,
     SaliencyMetric,
     SegmentationMetric,
@@ -15,5 +15,6 @@ __all__ = [
     'NormalsMetric',
     'SaliencyMetric',
     'EdgeMetric',
+    'edge_thresholds',
     'MultiTaskMetric',
 ]

@@ -70,6 +70,11 @@ class MultiTaskMetric(BaseMetric):
                 }
             )
 
+    def evaluate(self, size: int) -> dict:
+        for metric in self.metrics.values():
+            metric.flush()
+        return super().evaluate(size)
+
     def compute_metrics(self, results) -> Dict[str, float]:
         out = {}
         for task, metric in self.metrics.items():

@@ -8,7 +8,6 @@ not depend on how the split was divided. ``LOWER_IS_BETTER`` declares each metri
 once; the multitask metric uses it for delta_m.
 """
 
-from multiprocessing import Pool
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -96,6 +95,14 @@ class BaseTaskMetric(BaseMetric):
             stats = self.image_statistics(*self.maps(sample))
             if stats is not None:
                 self.results.append(stats)
+
+    def flush(self) -> None:
+        """Finish statistics still being computed (in worker processes, for the metrics that
+        use them); called before the results are gathered."""
+
+    def evaluate(self, size: int) -> dict:
+        self.flush()
+        return super().evaluate(size)
 
     def compute_metrics(self, results: List) -> Dict[str, float]:
         return self.reduce(results)
@@ -388,125 +395,4 @@ class SaliencyMetric(BaseTaskMetric):
         return dict(
             maxF=float(f.max()) * 100,
             mIoU=float(np.mean(inter / np.maximum(union, 1))) * 100,
-        )
-
-
-def _edge_counts(args):
-    from pyEdgeEval.common.binary_label.evaluate_boundaries import (
-        evaluate_boundaries_threshold,
-    )
-
-    pred, gt, thresholds, max_dist, nms = args
-    return evaluate_boundaries_threshold(
-        thresholds,
-        pred.astype(np.float64) / 255.0,
-        gt,
-        max_dist=max_dist,
-        apply_thinning=True,
-        apply_nms=nms,
-    )
-
-
-@METRICS.register_module()
-class EdgeMetric(BaseTaskMetric):
-    """ODS / OIS F-measure and AP of the BSDS benchmark, without MATLAB (pyEdgeEval).
-
-    At each threshold the binarised prediction is thinned and matched one-to-one to the
-    ground-truth edge pixels within ``max_dist`` x image diagonal (0.0075 for PASCAL-Context,
-    0.011 for NYUD), as the BSDS benchmark does. ``nms=True`` first applies the non-maximum
-    suppression that edge detectors' evaluation pipelines (SEISM for PASCAL-Context) run on soft
-    predictions; it also trims line ends and corners of an already-thin map, so a perfect binary
-    prediction scores 1.0 only without it. The matching is randomised slightly, as in the
-    original benchmark: repeated runs can differ in the last digits. The matching runs in
-    ``nproc`` worker processes in ``compute_metrics``; ``process`` keeps each prediction as
-    8-bit probabilities.
-
-    ``AP`` is the trapezoid area under the precision-recall points of the ``num_thresholds``
-    thresholds (recall sorted increasing); BSDS's MATLAB benchmark interpolates its curve
-    first, so the two can differ in the last digits. ``bce_loss`` is the plain balanced
-    binary cross-entropy of the predicted probabilities (positive weight 0.95) over labelled
-    pixels: the value the training loss would give. It is not the transformer reference's
-    "edge loss" meter, which applies the sigmoid a second time to probabilities (so its
-    values are those of sigmoid(p), not p, and are not comparable).
-    """
-
-    LOWER_IS_BETTER = frozenset({'bce_loss'})
-
-    def __init__(
-        self,
-        task: str = 'edge',
-        max_dist: float = 0.0075,
-        num_thresholds: int = 99,
-        nms: bool = False,
-        nproc: int = 2,
-        pos_weight: float = 0.95,
-        ignore_index: int = IGNORE_INDEX,
-        **kwargs,
-    ):
-        super().__init__(task, **kwargs)
-        self.max_dist = max_dist
-        self.thresholds = np.linspace(
-            1.0 / (num_thresholds + 1),
-            1 - 1.0 / (num_thresholds + 1),
-            num_thresholds,
-        )
-        self.nms = nms
-        self.nproc = nproc
-        self.pos_weight = pos_weight
-        self.ignore_index = ignore_index
-
-    def image_statistics(self, gt, pred):
-        gt, prob = (
-            gt.reshape(gt.shape[-2:]),
-            pred.reshape(pred.shape[-2:]).astype(np.float64),
-        )
-        valid = gt != self.ignore_index
-        y, p = (gt[valid] == 1), np.clip(prob[valid], 1e-7, 1 - 1e-7)
-        w = self.pos_weight
-        bce = -(w * y * np.log(p) + (1 - w) * (~y) * np.log(1 - p))
-        return dict(
-            pred=np.round(prob * 255).astype(np.uint8),
-            gt=(gt == 1) & valid,
-            bce=bce.sum(),
-            n=valid.sum(),
-        )
-
-    def reduce(self, stats):
-        jobs = [
-            (s['pred'], s['gt'], self.thresholds, self.max_dist, self.nms)
-            for s in stats
-        ]
-        if self.nproc > 1 and len(jobs) > 1:
-            with Pool(min(self.nproc, len(jobs))) as pool:
-                counts = pool.map(_edge_counts, jobs)
-        else:
-            counts = [_edge_counts(j) for j in jobs]
-        cnt_r = np.sum([c[0] for c in counts], axis=0)
-        sum_r = np.sum([c[1] for c in counts], axis=0)
-        cnt_p = np.sum([c[2] for c in counts], axis=0)
-        sum_p = np.sum([c[3] for c in counts], axis=0)
-        rec = cnt_r / np.maximum(sum_r, 1)
-        prec = np.where(
-            sum_p > 0, cnt_p / np.maximum(sum_p, 1), 1.0 * (sum_r == 0)
-        )
-        f = 2 * prec * rec / np.maximum(prec + rec, 1e-12)
-        # OIS: best threshold per image
-        best = []
-        for c_r, s_r, c_p, s_p in counts:
-            r = c_r / np.maximum(s_r, 1)
-            p = np.where(s_p > 0, c_p / np.maximum(s_p, 1), 1.0 * (s_r == 0))
-            i = int(np.argmax(2 * p * r / np.maximum(p + r, 1e-12)))
-            best.append((c_r[i], s_r[i], c_p[i], s_p[i]))
-        b = np.sum(best, axis=0) if best else np.zeros(4)
-        ois_r, ois_p = b[0] / max(b[1], 1), b[2] / max(b[3], 1)
-        # AP: area under the precision-recall curve (recall increasing as thresholds decrease)
-        order = np.argsort(rec)
-        r_sorted, p_sorted = rec[order], prec[order]
-        ap = float(np.trapezoid(p_sorted, r_sorted)) if len(rec) > 1 else 0.0
-        n = max(sum(s['n'] for s in stats), 1)
-        return dict(
-            odsF=float(f.max()) * 100,
-            oisF=float(2 * ois_p * ois_r / max(ois_p + ois_r, 1e-12)) * 100,
-            AP=ap * 100,
-            bce_loss=sum(s['bce'] for s in stats) / n,
         )
