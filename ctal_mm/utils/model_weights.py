@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 
 # How many keys of each kind an error names before it says "and N more".
@@ -117,6 +117,14 @@ NON_STRICT_HINT = (
 )
 
 
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    # the model whose keys a checkpoint holds: DDP and TTA wrappers keep it as .module,
+    # as mmengine's own load_state_dict unwraps them
+    if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        return model.module
+    return model
+
+
 def check_checkpoint_fits(
     model: torch.nn.Module,
     checkpoint: Mapping,
@@ -125,7 +133,7 @@ def check_checkpoint_fits(
 ) -> None:
     """:func:`check_state_dict` of a loaded checkpoint against ``model`` (or the model a
     wrapper holds): raise :class:`CheckpointMismatchError` unless its weights fit exactly."""
-    target = model.module if is_model_wrapper(model) else model
+    target = _unwrapped(model)
     check_state_dict(
         target.state_dict(), model_state_dict(checkpoint), source, hint=hint
     )
@@ -155,6 +163,5 @@ def load_model_weights(
     if strict:
         check_checkpoint_fits(model, checkpoint, filename)
     state_dict = model_state_dict(checkpoint)
-    target = model.module if is_model_wrapper(model) else model
-    load_state_dict(target, state_dict, strict=False, logger=logger)
+    load_state_dict(_unwrapped(model), state_dict, strict=False, logger=logger)
     return checkpoint

@@ -110,7 +110,8 @@ def test_load_from_a_url_is_refused_and_the_payload_never_runs(
 def test_backbone_pretrained_from_a_url_is_refused(torch_home, tmp_path):
     marker = _evil(torch_home, tmp_path)
     init_cfg = dict(type='Pretrained', checkpoint=URL)
-    cfg = _cfg(tmp_path, model=dict(backbone=dict(init_cfg=init_cfg)))
+    cfg = _cfg(tmp_path)
+    cfg.model.backbone.init_cfg = init_cfg
     model = _build_model(cfg)
     with pytest.raises(UnsafeCheckpointError, match=URL):
         model.init_weights()

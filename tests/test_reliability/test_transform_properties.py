@@ -250,6 +250,7 @@ def test_the_preprocessor_pads_every_map_with_its_ignore_value(
         size=size,
         size_divisor=size_divisor,
         pad_mode='centre' if centre else 'bottom_right',
+        mixed_sizes='allow',  # the sizes are mixed on purpose: padding is what is tested
     )
     out = pre(
         dict(
