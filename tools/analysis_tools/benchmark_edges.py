@@ -10,7 +10,8 @@ Sections (each prints one table; ``--json`` saves all numbers):
   per image of ``edge_counts`` and of pyEdgeEval's ``evaluate_boundaries_threshold`` on the
   same predictions, and ODS / OIS of each over ``--reruns`` reruns (min, max).
 * ``distributed``: ``EdgeMetric`` (process + evaluate) over a split of ``--split`` images on one
-  process and on 2 gloo processes (half each): wall time of the slowest rank and the numbers.
+  process and on 2 gloo processes (half each), alternating ``--reruns`` times: median wall time of
+  the slowest rank, the ratio's range, and whether every run gave the same numbers.
 * ``memory``: peak resident memory of a fresh process streaming N = 50 and N = 400 images
   (256 x 256, 2 workers) through the metric; main process and its largest worker.
 * ``protocol``: on ``--protocol-images`` scenes, how far ODS / OIS / AP with 15 and 33
@@ -205,49 +206,61 @@ def _samples(split):
     return out
 
 
-def distributed(args):
+def _run_world(world, count):
     import torch.multiprocessing as mp
 
-    results = {}
-    for world in (1, 2):
-        ctx = mp.get_context('spawn')
-        queue = ctx.SimpleQueue()
-        with socket.socket() as s:
-            s.bind(('127.0.0.1', 0))
-            port = s.getsockname()[1]
-        mp.start_processes(
-            _metric_time,
-            args=(world, args.split, queue, port),
-            nprocs=world,
-            join=True,
-            start_method='spawn',
-        )
-        ranks = sorted(queue.get() for _ in range(world))
-        results[world] = dict(
-            wall=max(r[1] for r in ranks),
-            cpu=max(r[2] for r in ranks),
-            scores=ranks[0][3],
-        )
-    one, two = results[1], results[2]
+    ctx = mp.get_context('spawn')
+    queue = ctx.SimpleQueue()
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    mp.start_processes(
+        _metric_time,
+        args=(world, count, queue, port),
+        nprocs=world,
+        join=True,
+        start_method='spawn',
+    )
+    ranks = sorted(queue.get() for _ in range(world))
+    return dict(
+        wall=max(r[1] for r in ranks),
+        cpu=max(r[2] for r in ranks),
+        scores=ranks[0][3],
+    )
+
+
+def distributed(args):
+    # 1 and 2 processes alternate, so that a change in the machine's load touches both sides.
+    runs = {1: [], 2: []}
+    for _ in range(args.reruns):
+        for world in (1, 2):
+            runs[world].append(_run_world(world, args.split))
+    ratios = sorted(two['wall'] / one['wall'] for one, two in zip(runs[1], runs[2]))
+    cpu_ratios = sorted(two['cpu'] / one['cpu'] for one, two in zip(runs[1], runs[2]))
+    median = lambda values: float(np.median(values))  # noqa: E731
     row = dict(
         split=args.split,
-        one_process_s=one['wall'],
-        two_processes_s=two['wall'],
-        ratio=two['wall'] / one['wall'],
-        one_process_cpu_s=one['cpu'],
-        two_processes_max_rank_cpu_s=two['cpu'],
-        cpu_ratio=two['cpu'] / one['cpu'],
-        same_numbers=one['scores'] == two['scores'],
-        scores=one['scores'],
+        reruns=args.reruns,
+        one_process_s=median([r['wall'] for r in runs[1]]),
+        two_processes_s=median([r['wall'] for r in runs[2]]),
+        ratio=median(ratios),
+        ratio_min_max=(ratios[0], ratios[-1]),
+        one_process_cpu_s=median([r['cpu'] for r in runs[1]]),
+        two_processes_max_rank_cpu_s=median([r['cpu'] for r in runs[2]]),
+        cpu_ratio=median(cpu_ratios),
+        same_numbers=all(r['scores'] == runs[1][0]['scores'] for r in runs[1] + runs[2]),
+        scores=runs[1][0]['scores'],
         load_average=os.getloadavg(),
     )
     print(
-        f'whole metric, {args.split} images at 512x512 (NMS, 99 thresholds): one process '
-        f'{row["one_process_s"]:.2f} s, 2 gloo processes {row["two_processes_s"]:.2f} s '
-        f'(wall, slowest rank): ratio {row["ratio"]:.2f}; CPU seconds of the busiest rank '
-        f'{row["one_process_cpu_s"]:.2f} vs {row["two_processes_max_rank_cpu_s"]:.2f}: '
-        f'ratio {row["cpu_ratio"]:.2f}; same numbers: {row["same_numbers"]}; load average '
-        f'{row["load_average"][0]:.1f} on {os.cpu_count()} cores'
+        f'whole metric, {args.split} images at 512x512 (NMS, 99 thresholds), median of '
+        f'{args.reruns} alternating reruns: one process {row["one_process_s"]:.2f} s, 2 gloo '
+        f'processes {row["two_processes_s"]:.2f} s (wall, slowest rank): ratio '
+        f'{row["ratio"]:.2f} (min {ratios[0]:.2f}, max {ratios[-1]:.2f}); CPU seconds of the '
+        f'busiest rank {row["one_process_cpu_s"]:.2f} vs '
+        f'{row["two_processes_max_rank_cpu_s"]:.2f}: ratio {row["cpu_ratio"]:.2f}; same numbers: '
+        f'{row["same_numbers"]}; load average {row["load_average"][0]:.1f} on '
+        f'{os.cpu_count()} cores'
     )
     return row
 
