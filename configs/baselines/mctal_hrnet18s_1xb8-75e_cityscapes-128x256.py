@@ -9,6 +9,9 @@ _base_ = [
 ]
 model = dict(
     data_preprocessor={{_base_.data_preprocessor}},
+    # layers outside the backbone start from PyTorch's defaults, as in the reference
+    # ('kaiming': mmcv ConvModule's init; docs/reproduce.md, difference 12)
+    layer_init='reference',
     decoder=dict(affinity=dict(feature_size=(32, 64))),  # 128x256 / 4
     tasks={{_base_.task_specs}},
 )

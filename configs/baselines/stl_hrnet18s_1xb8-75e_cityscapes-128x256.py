@@ -9,5 +9,8 @@ _base_ = [
 ]
 model = dict(
     data_preprocessor={{_base_.data_preprocessor}},
+    # layers outside the backbone start from PyTorch's defaults, as in the reference
+    # ('kaiming': mmcv ConvModule's init; docs/reproduce.md, difference 12)
+    layer_init='reference',
     tasks={{_base_.task_specs}},
 )

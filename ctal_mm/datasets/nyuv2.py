@@ -6,6 +6,7 @@ from ctal_mm.registry import DATASETS
 
 from .file_io import DEFAULT_MAX_DEPTH
 from .mtan import MTANDataset
+from .transforms.loading import NORMALS_GT
 
 NYUV2_CLASSES = (
     'bed',
@@ -52,6 +53,8 @@ class NYUv2Dataset(MTANDataset):
     Args:
         max_depth: depth files with values above this many metres are refused as a unit
             mix-up (default 20; None: no check).
+        normals_gt: 'stored' (the file's vectors, a vector whose components sum to 0
+            invalid: the CNN reference) or 'unit' (rescaled to unit length).
         **kwargs: see :class:`BaseMultiTaskDataset` (``data_root``, ``split``, ``tasks``...).
     """
 
@@ -65,8 +68,17 @@ class NYUv2Dataset(MTANDataset):
     )
 
     def __init__(
-        self, max_depth: Optional[float] = DEFAULT_MAX_DEPTH, **kwargs
+        self,
+        max_depth: Optional[float] = DEFAULT_MAX_DEPTH,
+        normals_gt: str = 'stored',
+        **kwargs,
     ):
+        if normals_gt not in NORMALS_GT:
+            raise ValueError(
+                f'NYUv2Dataset: normals_gt={normals_gt!r}; expected one of '
+                f'{NORMALS_GT}.'
+            )
+        self.normals_gt = normals_gt
         super().__init__(max_depth=max_depth, **kwargs)
 
     def task_source(self, task: str) -> Tuple[str, str, dict]:
@@ -77,5 +89,9 @@ class NYUv2Dataset(MTANDataset):
                 dict(num_classes=len(NYUV2_CLASSES)),
             ),
             'depth': ('depth', 'npy_depth', {}),
-            'normals': ('normal', 'npy_normals', {}),
+            'normals': (
+                'normal',
+                'npy_normals',
+                dict(normals_gt=self.normals_gt),
+            ),
         }[task]

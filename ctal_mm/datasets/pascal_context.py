@@ -20,8 +20,9 @@ How each task's map is made (the reference's definitions, see docs/dataset_prepa
   + background (:data:`HUMAN_PART_GROUPS`); an image without any part pixel is all-ignore (255),
   so it adds nothing to the loss or the metric (the reference marks such maps 255 too).
 * normals: the distilled normals, kept only where LabelMap is one of the NYU-compatible
-  PASCAL-Context classes (:data:`NYU_COMPATIBLE_CONTEXT_CLASSES`), zero elsewhere; rescaled to
-  unit length (the 8-bit PNG values are within about 1% of it).
+  PASCAL-Context classes (:data:`NYU_COMPATIBLE_CONTEXT_CLASSES`), zero elsewhere; as stored
+  (``normals_gt='stored'``, the reference; the 8-bit PNG values are within about 1% of unit
+  length) or rescaled to unit length (``'unit'``).
 * saliency: grey / 255 > 0.5.
 """
 
@@ -47,7 +48,7 @@ from .file_io import (
     read_pil,
 )
 from .morphology import thin
-from .transforms.loading import register_gt_decoder, unit_normals
+from .transforms.loading import NORMALS_GT, normals_as, register_gt_decoder
 
 VOC_CLASSES = (
     'background',
@@ -191,8 +192,10 @@ def decode_context_masked_normals(
     shape: Tuple[int, int],
     label_map_path: str,
     valid_classes: Optional[Sequence[int]] = None,
+    normals_gt: str = 'unit',
 ) -> np.ndarray:
-    """Distilled normals (RGB PNG) kept on the NYU-compatible LabelMap classes, unit float32."""
+    """Distilled normals (RGB PNG) kept on the NYU-compatible LabelMap classes, float32: as
+    stored (``normals_gt='stored'``) or unit length."""
     what = f'a {shape[0]} x {shape[1]} RGB normal PNG'
     encoded = read_pil(path, what, mode='RGB')
     check_shape(encoded, path, what, (*shape, 3))
@@ -205,7 +208,8 @@ def decode_context_masked_normals(
     )
     keep = np.isin(label_map, np.asarray(classes))
     normals[~keep] = 0.0
-    return unit_normals(normals)
+    # 2 v / 255 - 1 is never 0 for 8-bit v: only the masked pixels are invalid
+    return normals_as(normals, normals_gt)
 
 
 def _struct_field(record, field: str, path: str, what: str):
@@ -299,6 +303,8 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
         saliency_threshold: grey / 255 above this is salient (0.5, as the reference).
         parts_area_threshold: objects of at most this many pixels do not count when listing the
             categories of an image (0, as the reference).
+        normals_gt: 'stored' (the PNG's vectors as decoded, the reference) or 'unit' (rescaled
+            to unit length).
         **kwargs: see :class:`BaseMultiTaskDataset` (``data_root``, ``split``, ``tasks``...).
     """
 
@@ -322,8 +328,15 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
         normals_valid_classes: Optional[Sequence[int]] = None,
         saliency_threshold: float = 0.5,
         parts_area_threshold: float = 0,
+        normals_gt: str = 'stored',
         **kwargs,
     ):
+        if normals_gt not in NORMALS_GT:
+            raise ValueError(
+                f'PascalContextMTDataset: normals_gt={normals_gt!r}; expected '
+                f'one of {NORMALS_GT}.'
+            )
+        self.normals_gt = normals_gt
         self.normals_valid_classes = (
             None
             if normals_valid_classes is None
@@ -360,6 +373,7 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
                 decoder='context_masked_normals',
                 path=self._path('normals_distill', f'{image_id}.png'),
                 label_map_path=label_map,
+                normals_gt=self.normals_gt,
             ),
             edge=dict(decoder='context_edge', path=label_map),
         )

@@ -15,6 +15,7 @@ from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
 
 from .activation_checkpoint import checkpointed
+from .layer_init import check_layer_init, reset_to_pytorch_defaults
 from .mtl import JacobianDescent
 from .task_outputs import DEFAULT_LOSS, finalize_prediction
 
@@ -74,6 +75,11 @@ class MultiTaskEncoderDecoder(BaseModel):
             (same results, less memory, a little more time). The decoder
             has its own ``with_cp``. For a deep backbone (Swin) its own
             per-block ``backbone.with_cp`` holds less at once.
+        layer_init: how the layers outside the backbone start
+            (:mod:`ctal_mm.models.layer_init`): ``'kaiming'`` (mmcv
+            ConvModule's Kaiming-normal, the default here) or
+            ``'reference'`` (PyTorch's defaults, as the CTAL reference; the
+            reference-reproducing configs set it).
     """
 
     def __init__(
@@ -88,11 +94,13 @@ class MultiTaskEncoderDecoder(BaseModel):
         data_preprocessor: Optional[dict] = None,
         align_corners: bool = False,
         with_cp: bool = False,
+        layer_init: str = 'kaiming',
         init_cfg=None,
     ):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg
         )
+        self.layer_init = check_layer_init(layer_init)
         self.tasks = parse_task_spec(tasks)
         # task -> training batches without a labelled pixel (see _count_unlabelled)
         self.unlabelled_batches: Dict[str, int] = {}
@@ -126,6 +134,16 @@ class MultiTaskEncoderDecoder(BaseModel):
                 "shared modules only matter to an aggregator (dict(type='UPGrad'), say)."
             )
         self._jacobian_step_pending = False
+
+    # ----------------------------------------------------------------- init
+    def pretrained_modules(self) -> List[nn.Module]:
+        """The modules ``layer_init`` leaves alone: the backbone."""
+        return [self.backbone]
+
+    def init_weights(self):
+        super().init_weights()
+        if self.layer_init == 'reference':
+            reset_to_pytorch_defaults(self, skip=self.pretrained_modules())
 
     # ----------------------------------------------------------------- features
     def extract_feat(self, inputs: Tensor):

@@ -8,7 +8,7 @@ same schedule (the reference does the same). The heads are an
 from that task's own features.
 """
 
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -96,3 +96,7 @@ class SingleTaskEncoderDecoder(MultiTaskEncoderDecoder):
             neck=None,
             **kwargs,
         )
+
+    def pretrained_modules(self) -> List[nn.Module]:
+        """Each task's backbone; its neck starts as ``layer_init`` says."""
+        return list(self.backbone.backbones.values())

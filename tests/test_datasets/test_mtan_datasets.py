@@ -224,3 +224,45 @@ def test_corrupt_or_wrong_files_name_the_file(
     dataset[0]  # the other samples still load
     with pytest.raises(DataFileError, match=f'{re.escape(path)}.*{message}'):
         dataset[2]
+
+
+def test_normals_as_stored_or_unit(nyuv2_root, tmp_path):
+    from ctal_mm.datasets.transforms.loading import decode_npy_normals
+
+    stored = np.array(
+        [
+            [
+                [0.0, 0.0, 0.9],
+                [0.5, -0.5, 0.0],
+                [0.0, 0.0, 0.0],
+                [0.3, 0.4, 0.0],
+            ]
+        ],
+        np.float32,
+    )
+    path = str(tmp_path / 'n.npy')
+    np.save(path, stored)
+    # the reference: values as stored, valid where the components' sum != 0
+    as_stored = decode_npy_normals(path, (1, 4), normals_gt='stored')
+    np.testing.assert_array_equal(as_stored[0, [0, 3]], stored[0, [0, 3]])
+    assert (as_stored[0, [1, 2]] == 0).all()
+    unit = decode_npy_normals(path, (1, 4), normals_gt='unit')
+    np.testing.assert_allclose(
+        unit[0],
+        [[0, 0, 1], [0.5**0.5, -(0.5**0.5), 0], [0, 0, 0], [0.6, 0.8, 0]],
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match='normals_gt'):
+        decode_npy_normals(path, (1, 4), normals_gt='raw')
+    root, _ = nyuv2_root
+    with pytest.raises(ValueError, match='normals_gt'):
+        NYUv2Dataset(data_root=root, split='train', normals_gt='raw')
+    for mode in ('stored', 'unit'):
+        dataset = NYUv2Dataset(
+            data_root=root, split='train', pipeline=LOAD, normals_gt=mode
+        )
+        entry = dataset.get_data_info(0)['ann_info']['normals']
+        assert entry['normals_gt'] == mode
+    cfg = Config.fromfile(config_path('nyuv2'))
+    assert cfg.train_dataloader.dataset.normals_gt == 'stored'
+    assert cfg.val_dataloader.dataset.normals_gt == 'stored'

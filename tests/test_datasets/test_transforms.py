@@ -292,3 +292,93 @@ def test_pack_gives_tensors_in_the_convention_and_meta():
         ValueError, match=r'gt_depth is \(4, 6\) but should be \(5, 6\)'
     ):
         PackMultiTaskInputs()(results)
+
+
+# ------------------------------------------- the PASCAL reference's options
+def test_nearest_normals_copy_the_stored_vectors_bilinear_blends_them():
+    rng = np.random.default_rng(0)
+    stored = rng.uniform(-1, 1, (6, 8, 3)).astype(np.float32)  # not unit
+    stored[0, :2] = 0  # invalid
+    results = dict(
+        img=np.zeros((6, 8, 3), np.uint8),
+        task_kinds=dict(normals='normals'),
+        gt_normals=stored,
+    )
+    near = MultiTaskResize(scale_factor=1.7, normals_interpolation='nearest')
+    out = near(dict(results))['gt_normals']
+    assert out.shape == (10, 14, 3)
+    # every vector is one of the stored ones (or an invalid zero)
+    gap = np.abs(out.reshape(-1, 1, 3) - stored.reshape(1, -1, 3)).max(-1)
+    assert gap.min(1).max() == 0
+    assert (np.linalg.norm(out, axis=-1) > 1.01).any()  # kept as stored
+    blend = MultiTaskResize(scale_factor=1.7)(dict(results))['gt_normals']
+    norm = np.linalg.norm(blend, axis=-1)
+    assert np.all((np.abs(norm - 1) < 1e-5) | (norm == 0))
+    random = TRANSFORMS.build(
+        dict(
+            type='MultiTaskRandomResize',
+            ratio_range=(1.7, 1.7),
+            normals_interpolation='nearest',
+        )
+    )
+    np.testing.assert_array_equal(random(dict(results))['gt_normals'], out)
+    with pytest.raises(ValueError, match='normals_interpolation'):
+        MultiTaskResize(scale_factor=2, normals_interpolation='cubic')
+
+
+def _parts_results():
+    """A 4 x 12 image whose only person (parts 1, 2) stands in its left third."""
+    parts = np.zeros((4, 12), np.uint8)
+    parts[1:3, 0:2] = 1
+    parts[1:3, 2:4] = 2
+    parts[0, 8] = 255  # an unlabelled pixel
+    return dict(
+        img=np.zeros((4, 12, 3), np.uint8),
+        img_shape=(4, 12),
+        task_kinds=dict(human_parts='segmentation', semseg='segmentation'),
+        gt_human_parts=parts,
+        gt_semseg=np.arange(48, dtype=np.uint8).reshape(4, 12) % 3,
+    )
+
+
+def test_a_crop_that_misses_the_person_ignores_its_parts_map():
+    crop = MultiTaskRandomCrop(crop_size=(4, 6))
+    reference = TRANSFORMS.build(dict(type='MultiTaskIgnoreEmptyLabels'))
+    ours = TRANSFORMS.build(
+        dict(type='MultiTaskIgnoreEmptyLabels', mode='full_image')
+    )
+    right = crop.crop(_parts_results(), (0, 4, 6, 12))  # top bottom left right
+    assert right['gt_human_parts'].shape == (4, 6)
+    assert set(np.unique(right['gt_human_parts'])) == {0, 255}
+    semseg = right['gt_semseg'].copy()
+    kept = ours(dict(right))['gt_human_parts']
+    assert (kept == 0).sum() == 4 * 6 - 1  # trains as background
+    out = reference(dict(right))
+    assert (out['gt_human_parts'] == 255).all()  # ignored whole
+    np.testing.assert_array_equal(out['gt_semseg'], semseg)  # others untouched
+    left = crop.crop(_parts_results(), (0, 0, 6, 4))
+    before = left['gt_human_parts'].copy()
+    np.testing.assert_array_equal(reference(left)['gt_human_parts'], before)
+    # through random crops: either a part pixel is left or the map is ignored
+    np.random.seed(0)
+    outcomes = set()
+    for _ in range(30):
+        parts = reference(crop(_parts_results()))['gt_human_parts']
+        has_parts = bool(((parts > 0) & (parts < 255)).any())
+        assert has_parts or (parts == 255).all()
+        outcomes.add(has_parts)
+    assert outcomes == {True, False}
+
+
+def test_ignore_empty_labels_checks_its_arguments():
+    with pytest.raises(ValueError, match='mode'):
+        TRANSFORMS.build(dict(type='MultiTaskIgnoreEmptyLabels', mode='x'))
+    depth = dict(
+        task_kinds=dict(depth='depth'), gt_depth=np.zeros((2, 2), np.float32)
+    )
+    with pytest.raises(ValueError, match='not a label map'):
+        TRANSFORMS.build(
+            dict(type='MultiTaskIgnoreEmptyLabels', tasks=('depth',))
+        )(depth)
+    # a task the dataset does not load is skipped
+    assert TRANSFORMS.build(dict(type='MultiTaskIgnoreEmptyLabels'))(depth)

@@ -357,3 +357,94 @@ def test_recipe_equals_the_reference(model, dataset):
             m for m in built.modules() if isinstance(m, torch.nn.BatchNorm2d)
         ]
         assert bns and all(m.momentum == HRNET_BN_MOMENTUM for m in bns)
+
+
+# --------------------------------------------------- init outside the backbone
+def _outside_backbone(model):
+    skip = {id(m) for s in model.pretrained_modules() for m in s.modules()}
+    return [(n, m) for n, m in model.named_modules() if id(m) not in skip]
+
+
+def _pytorch_bound(weight):
+    # kaiming_uniform_(a=sqrt(5)): gain sqrt(2 / (1 + 5)), bound gain sqrt(3 / fan_in)
+    return 1 / math.sqrt(weight[0].numel())
+
+
+WEIGHTED = (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
+NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm)
+
+
+@pytest.mark.parametrize('model,dataset', CASES)
+def test_layers_outside_the_backbone_start_as_pytorch_builds_them(
+    model, dataset
+):
+    """The reference builds its neck, heads and decoder and leaves PyTorch's
+    init; layer_init='reference' gives the same distributions, and leaves the
+    backbone as its own init (or file) made it."""
+    assert Config.fromfile(config_path(model, dataset)).model.layer_init == (
+        'reference'
+    )
+    built = {}
+    for layer_init in ('reference', 'kaiming'):
+        torch.manual_seed(0)
+        m = shrunk_model(model, dataset)
+        m.layer_init = layer_init
+        m.init_weights()
+        built[layer_init] = m
+    ours, kaiming = built['reference'], built['kaiming']
+    for a, b in zip(ours.pretrained_modules(), kaiming.pretrained_modules()):
+        for (key, x), y in zip(
+            a.state_dict().items(), b.state_dict().values()
+        ):
+            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=key)
+    convs = norms = 0
+    for name, m in _outside_backbone(ours):
+        if isinstance(m, WEIGHTED):
+            bound = _pytorch_bound(m.weight)
+            assert m.weight.abs().max() <= bound, name
+            if m.weight.numel() >= 2000:  # U(-b, b) has std b / sqrt(3)
+                assert m.weight.std().item() == pytest.approx(
+                    bound / math.sqrt(3), rel=0.1
+                ), name
+            if m.bias is not None:
+                assert m.bias.abs().max() <= bound, name
+            convs += 1
+        elif isinstance(m, NORMS) and m.weight is not None:
+            assert (m.weight == 1).all() and (m.bias == 0).all(), name
+            norms += 1
+    assert convs and norms
+    # mmcv's Kaiming-normal init exceeds PyTorch's bound somewhere
+    assert any(
+        m.weight.abs().max() > _pytorch_bound(m.weight)
+        for _, m in _outside_backbone(kaiming)
+        if isinstance(m, WEIGHTED)
+    )
+
+
+def test_reference_layer_init_equals_a_freshly_built_layer():
+    from mmcv.cnn import ConvModule
+
+    from ctal_mm.models.layer_init import reset_to_pytorch_defaults
+
+    block = ConvModule(6, 5, 3, padding=1, norm_cfg=dict(type='BN'))
+    block.init_weights()  # Kaiming-normal
+    with torch.no_grad():
+        block.bn.weight.fill_(2.0)
+    torch.manual_seed(3)
+    assert reset_to_pytorch_defaults(block) == 2  # the conv and the BN
+    torch.manual_seed(3)
+    fresh = torch.nn.Conv2d(6, 5, 3, padding=1, bias=False)
+    torch.testing.assert_close(block.conv.weight, fresh.weight, rtol=0, atol=0)
+    assert (block.bn.weight == 1).all() and (block.bn.bias == 0).all()
+    with pytest.raises(ValueError, match='layer_init'):
+        MODELS.build(
+            dict(
+                type='MultiTaskEncoderDecoder',
+                backbone=dict(
+                    type='PerTaskEncoders', tasks=['x'], backbone={}
+                ),
+                decoder={},
+                tasks=dict(depth=dict(kind='depth', channels=1)),
+                layer_init='xavier',
+            )
+        )

@@ -2,6 +2,8 @@
 # data_root holds {train,val}/{image,label,depth,normal}/<i>.npy (docs/dataset_prepare.md).
 # As the CTAL CNN reference: horizontal flip only in training, no augmentation in val/test
 # (the reference also flips val images at random, a bug not copied here), raw [0, 1] images.
+# Normals as stored, a vector summing to 0 invalid, as the reference (normals_gt='unit'
+# rescales them to unit length; docs/reproduce.md, difference 15).
 dataset_type = 'NYUv2Dataset'
 data_root = 'data/nyuv2'
 
@@ -35,6 +37,7 @@ train_dataloader = dict(
         data_root=data_root,
         split='train',
         tasks=('semseg', 'depth', 'normals'),
+        normals_gt='stored',
         pipeline=train_pipeline,
     ),
 )
@@ -48,6 +51,7 @@ val_dataloader = dict(
         data_root=data_root,
         split='val',
         tasks=('semseg', 'depth', 'normals'),
+        normals_gt='stored',
         test_mode=True,
         pipeline=test_pipeline,
     ),

@@ -6,6 +6,7 @@ from .geometric import (
     MultiTaskRandomResize,
     MultiTaskResize,
 )
+from .labels import MultiTaskIgnoreEmptyLabels
 from .loading import (
     GT_DECODERS,
     LoadMultiTaskAnnotations,
@@ -26,6 +27,7 @@ __all__ = [
     'MultiTaskRandomFlip',
     'MultiTaskRandomCrop',
     'MultiTaskPad',
+    'MultiTaskIgnoreEmptyLabels',
     'MultiTaskPhotoMetricDistortion',
     'PackMultiTaskInputs',
 ]

@@ -6,8 +6,10 @@ Which maps exist and how each one is resized, flipped and padded comes from
 * label kinds (segmentation, edge, saliency): nearest-neighbour resizing, padding with 255;
 * depth: nearest-neighbour resizing (so invalid zeros never blend into valid depths), optionally
   divided by the scale factor (``depth_mode``), padding with 0;
-* unit-vector kinds (normals): bilinear resizing then renormalisation, with the invalid
-  (all-zero) region resized by nearest neighbour; a horizontal flip negates x; padding with 0.
+* unit-vector kinds (normals): ``normals_interpolation='bilinear'``: bilinear resizing then
+  renormalisation, with the invalid (all-zero) region resized by nearest neighbour;
+  ``'nearest'``: nearest-neighbour resizing, every vector kept as it is (the PASCAL reference,
+  which resizes every map by nearest neighbour); a horizontal flip negates x; padding with 0.
 
 Nearest-neighbour resizing uses OpenCV's ``INTER_NEAREST_EXACT`` (pixel-centre sampling, like the
 bilinear resizing of the image) rather than mmcv's ``'nearest'`` (``INTER_NEAREST``, which samples
@@ -26,6 +28,7 @@ from ctal_mm.registry import TRANSFORMS
 from ctal_mm.structures import TaskKind, get_task_kind
 
 DEPTH_MODES = ('divide', 'keep')
+NORMALS_INTERPOLATIONS = ('bilinear', 'nearest')
 PAD_MODES = ('bottom_right', 'centre')
 
 
@@ -69,6 +72,7 @@ def resize_task_map(
     size_wh: Tuple[int, int],
     depth_scale: float,
     depth_mode: str,
+    normals_interpolation: str = 'bilinear',
 ) -> np.ndarray:
     """Resize one task map to ``size_wh`` = (w, h) according to its kind.
 
@@ -78,6 +82,8 @@ def resize_task_map(
     if kind.is_label:
         return resize_nearest(array, size_wh)
     if is_unit_vector_kind(kind):
+        if normals_interpolation == 'nearest':
+            return resize_nearest(array, size_wh)
         return resize_unit_vectors(array, size_wh)
     resized = resize_nearest(array, size_wh)
     if kind.name == 'depth' and depth_mode == 'divide':
@@ -94,6 +100,16 @@ def _check_depth_mode(depth_mode: str) -> str:
     return depth_mode
 
 
+def _check_normals_interpolation(normals_interpolation: str) -> str:
+    if normals_interpolation not in NORMALS_INTERPOLATIONS:
+        raise ValueError(
+            f'normals_interpolation={normals_interpolation!r}; expected one of '
+            f"{NORMALS_INTERPOLATIONS}: 'bilinear' blends and renormalises the "
+            "vectors, 'nearest' copies them (the PASCAL reference)."
+        )
+    return normals_interpolation
+
+
 def _pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
     if isinstance(value, int):
         return value, value
@@ -107,6 +123,7 @@ def apply_resize(
     size_wh: Tuple[int, int],
     depth_mode: str,
     interpolation: str = 'bilinear',
+    normals_interpolation: str = 'bilinear',
 ) -> dict:
     """Resize ``results['img']`` and every task map to ``size_wh``; update shapes and scale."""
     img = results['img']
@@ -117,7 +134,12 @@ def apply_resize(
     depth_scale = math.sqrt(w_scale * h_scale)
     for key, kind in task_maps(results):
         results[key] = resize_task_map(
-            results[key], kind, size_wh, depth_scale, depth_mode
+            results[key],
+            kind,
+            size_wh,
+            depth_scale,
+            depth_mode,
+            normals_interpolation,
         )
     old_w, old_h = results.get('scale_factor', (1.0, 1.0))
     results['img_shape'] = (new_h, new_w)
@@ -137,6 +159,8 @@ class MultiTaskResize(BaseTransform):
         depth_mode: 'divide' (depth / scale factor, MTAN) or 'keep'. A test-time resize of an
             image whose depth is evaluated at the original size should use 'keep'.
         interpolation: mmcv interpolation of the image.
+        normals_interpolation: of the normals: 'bilinear' (blended, renormalised to unit length)
+            or 'nearest' (copied as they are, as the PASCAL reference).
     """
 
     def __init__(
@@ -146,6 +170,7 @@ class MultiTaskResize(BaseTransform):
         keep_ratio: bool = True,
         depth_mode: str = 'divide',
         interpolation: str = 'bilinear',
+        normals_interpolation: str = 'bilinear',
     ):
         if (scale is None) == (scale_factor is None):
             raise ValueError(
@@ -157,6 +182,9 @@ class MultiTaskResize(BaseTransform):
         self.keep_ratio = keep_ratio
         self.depth_mode = _check_depth_mode(depth_mode)
         self.interpolation = interpolation
+        self.normals_interpolation = _check_normals_interpolation(
+            normals_interpolation
+        )
 
     def target_size(self, img_shape: Tuple[int, int]) -> Tuple[int, int]:
         """The (w, h) the image of ``img_shape`` (h, w) is resized to."""
@@ -170,13 +198,20 @@ class MultiTaskResize(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         size = self.target_size(results['img'].shape[:2])
-        return apply_resize(results, size, self.depth_mode, self.interpolation)
+        return apply_resize(
+            results,
+            size,
+            self.depth_mode,
+            self.interpolation,
+            self.normals_interpolation,
+        )
 
     def __repr__(self) -> str:
         return (
             f'{self.__class__.__name__}(scale={self.scale}, scale_factor='
             f'{self.scale_factor}, keep_ratio={self.keep_ratio}, '
-            f'depth_mode={self.depth_mode!r})'
+            f'depth_mode={self.depth_mode!r}, normals_interpolation='
+            f'{self.normals_interpolation!r})'
         )
 
 
@@ -191,6 +226,8 @@ class MultiTaskRandomResize(BaseTransform):
         keep_ratio: keep the aspect ratio when ``scale`` is given.
         depth_mode: 'divide' (depth / scale factor, MTAN) or 'keep'.
         interpolation: mmcv interpolation of the image.
+        normals_interpolation: of the normals: 'bilinear' (blended, renormalised to unit length)
+            or 'nearest' (copied as they are, as the PASCAL reference).
     """
 
     def __init__(
@@ -200,6 +237,7 @@ class MultiTaskRandomResize(BaseTransform):
         keep_ratio: bool = True,
         depth_mode: str = 'divide',
         interpolation: str = 'bilinear',
+        normals_interpolation: str = 'bilinear',
     ):
         low, high = ratio_range
         if not 0 < low <= high:
@@ -211,6 +249,9 @@ class MultiTaskRandomResize(BaseTransform):
         self.keep_ratio = keep_ratio
         self.depth_mode = _check_depth_mode(depth_mode)
         self.interpolation = interpolation
+        self.normals_interpolation = _check_normals_interpolation(
+            normals_interpolation
+        )
 
     def transform(self, results: dict) -> dict:
         ratio = np.random.uniform(*self.ratio_range)
@@ -219,6 +260,7 @@ class MultiTaskRandomResize(BaseTransform):
                 scale_factor=ratio,
                 depth_mode=self.depth_mode,
                 interpolation=self.interpolation,
+                normals_interpolation=self.normals_interpolation,
             )
         else:
             resize = MultiTaskResize(
@@ -229,6 +271,7 @@ class MultiTaskRandomResize(BaseTransform):
                 keep_ratio=self.keep_ratio,
                 depth_mode=self.depth_mode,
                 interpolation=self.interpolation,
+                normals_interpolation=self.normals_interpolation,
             )
         return resize.transform(results)
 
@@ -236,7 +279,8 @@ class MultiTaskRandomResize(BaseTransform):
         return (
             f'{self.__class__.__name__}(ratio_range={self.ratio_range}, '
             f'scale={self.scale}, keep_ratio={self.keep_ratio}, '
-            f'depth_mode={self.depth_mode!r})'
+            f'depth_mode={self.depth_mode!r}, normals_interpolation='
+            f'{self.normals_interpolation!r})'
         )
 
 

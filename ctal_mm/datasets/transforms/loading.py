@@ -4,8 +4,9 @@ A dataset lists, per sample, ``img_path``, ``task_kinds`` (task -> kind) and ``a
 task a dict ``dict(decoder=NAME, path=FILE, **options)``. :class:`LoadMultiTaskAnnotations` calls
 the decoder registered under ``NAME`` (see :func:`register_gt_decoder`), which reads the file(s)
 and returns the map in the convention of :mod:`ctal_mm.structures.task_kinds`: label maps uint8
-H x W with 255 = ignore, depth float32 H x W with 0 = invalid, normals float32 H x W x 3 unit
-vectors with all-zero = invalid. A new dataset format is a new decoder, not a new transform.
+H x W with 255 = ignore, depth float32 H x W with 0 = invalid, normals float32 H x W x 3 with
+all-zero = invalid (unit vectors, or the stored values with ``normals_gt='stored'``, see
+:func:`normals_as`). A new dataset format is a new decoder, not a new transform.
 """
 
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -132,9 +133,40 @@ def unit_normals(normals: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     )
 
 
+NORMALS_GT = ('stored', 'unit')
+
+
+def normals_as(
+    normals: np.ndarray, normals_gt: str, invalid_zero_sum: bool = False
+) -> np.ndarray:
+    """Decoded normals as the training uses them.
+
+    ``normals_gt='unit'``: rescaled to unit length (:func:`unit_normals`). ``'stored'``: the
+    values as stored (the CTAL reference; 8-bit PNG normals are within about 1% of unit
+    length), with ``invalid_zero_sum`` also zeroing the vectors whose components sum to 0 (the
+    CNN reference's validity test is ``sum != 0``; ctal_mm's is "not all zero").
+    """
+    if normals_gt not in NORMALS_GT:
+        raise ValueError(
+            f'normals_gt={normals_gt!r}; expected one of {NORMALS_GT}: '
+            "'stored' keeps the file's vectors (the reference), 'unit' rescales "
+            'them to unit length.'
+        )
+    if normals_gt == 'unit':
+        return unit_normals(normals)
+    normals = normals.astype(np.float32)
+    if invalid_zero_sum:
+        normals = np.where(normals.sum(-1, keepdims=True) == 0, 0.0, normals)
+    return normals.astype(np.float32)
+
+
 @register_gt_decoder('npy_normals')
-def decode_npy_normals(path: str, shape: Tuple[int, int]) -> np.ndarray:
-    """An MTAN normal .npy (H x W x 3 in [-1, 1], all-zero = invalid) as unit float32 vectors."""
+def decode_npy_normals(
+    path: str, shape: Tuple[int, int], normals_gt: str = 'unit'
+) -> np.ndarray:
+    """An MTAN normal .npy (H x W x 3 in [-1, 1], all-zero = invalid) as float32 vectors:
+    unit length, or as stored (``normals_gt='stored'``, where a vector whose components sum
+    to 0 counts as invalid, as in the CNN reference)."""
     what = (
         f'a {shape[0]} x {shape[1]} x 3 normal map in [-1, 1], all-zero = '
         'invalid'
@@ -151,7 +183,7 @@ def decode_npy_normals(path: str, shape: Tuple[int, int]) -> np.ndarray:
             f'{path}: values reach {np.abs(normals).max():.4g}; expected {what} '
             '(a normal image encoded as 0..255 must be decoded to [-1, 1] first).'
         )
-    return unit_normals(normals)
+    return normals_as(normals, normals_gt, invalid_zero_sum=True)
 
 
 @register_gt_decoder('png_label')

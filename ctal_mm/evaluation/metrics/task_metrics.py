@@ -268,7 +268,8 @@ class DepthMetric(BaseTaskMetric):
 
 @METRICS.register_module()
 class NormalsMetric(BaseTaskMetric):
-    """Angle between predicted and true normals over valid pixels (gt not all zero).
+    """Angle between predicted and true normals over valid pixels (gt not all zero), both
+    taken to unit length.
 
     mean, median and rmse angle (degrees), % within 11.25 / 22.5 / 30 degrees. The median comes
     from a histogram of 0.01-degree bins over the split (exact to 0.005 degrees, memory-bounded).
@@ -293,6 +294,9 @@ class NormalsMetric(BaseTaskMetric):
         valid = np.abs(g).sum(1) > 0
         g, p = g[valid], p[valid]
         p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+        # ground truth used as stored (normals_gt='stored') is within about 1% of unit
+        # length: the angle is between directions, as the transformer reference computes it
+        g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
         if self.angle == 'atan2':
             ang = 2 * np.degrees(
                 np.arctan2(
