@@ -235,8 +235,12 @@ def distributed(args):
     for _ in range(args.reruns):
         for world in (1, 2):
             runs[world].append(_run_world(world, args.split))
-    ratios = sorted(two['wall'] / one['wall'] for one, two in zip(runs[1], runs[2]))
-    cpu_ratios = sorted(two['cpu'] / one['cpu'] for one, two in zip(runs[1], runs[2]))
+    ratios = sorted(
+        two['wall'] / one['wall'] for one, two in zip(runs[1], runs[2])
+    )
+    cpu_ratios = sorted(
+        two['cpu'] / one['cpu'] for one, two in zip(runs[1], runs[2])
+    )
     median = lambda values: float(np.median(values))  # noqa: E731
     row = dict(
         split=args.split,
@@ -248,7 +252,9 @@ def distributed(args):
         one_process_cpu_s=median([r['cpu'] for r in runs[1]]),
         two_processes_max_rank_cpu_s=median([r['cpu'] for r in runs[2]]),
         cpu_ratio=median(cpu_ratios),
-        same_numbers=all(r['scores'] == runs[1][0]['scores'] for r in runs[1] + runs[2]),
+        same_numbers=all(
+            r['scores'] == runs[1][0]['scores'] for r in runs[1] + runs[2]
+        ),
         scores=runs[1][0]['scores'],
         load_average=os.getloadavg(),
     )
