@@ -67,7 +67,7 @@ def model_tensors(path):
 
 
 def dump(path, root, out_dir, state_dict=False):
-    """Write the dump of config ``path`` (relative to ``root``) under ``out_dir``; return its path."""
+    """Write the dump of config ``path`` (relative to ``root``) under ``out_dir``: its path."""
     record = config_settings(path)
     if state_dict:
         record['state_dict'] = model_tensors(path)
