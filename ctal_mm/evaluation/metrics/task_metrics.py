@@ -41,6 +41,9 @@ class BaseTaskMetric(BaseMetric):
     """
 
     LOWER_IS_BETTER: frozenset = frozenset()
+    # '' (not None): no prefix on the metric names, as MultiTaskMetric prefixes the task
+    # itself, and no mmengine warning that the prefix is not set
+    default_prefix = ''
 
     def __init__(
         self,
