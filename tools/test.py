@@ -23,7 +23,7 @@ from ctal_mm.engine.launch import (
 from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.compat import UnsafeCheckpointError
-from ctal_mm.utils.config_checks import ConfigError, check_config
+from ctal_mm.engine.config_checks import ConfigError, check_config
 from ctal_mm.utils.model_weights import CheckpointMismatchError
 
 
