@@ -15,6 +15,7 @@ import sys
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from ctal_mm.engine.config_checks import ConfigError, check_config
 from ctal_mm.engine.launch import (
     drop_disabled_hooks,
     finish_distributed,
@@ -23,7 +24,6 @@ from ctal_mm.engine.launch import (
 from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.compat import UnsafeCheckpointError
-from ctal_mm.engine.config_checks import ConfigError, check_config
 from ctal_mm.utils.model_weights import CheckpointMismatchError
 
 

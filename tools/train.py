@@ -13,6 +13,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from ctal_mm.engine.config_checks import ConfigError, check_config
 from ctal_mm.engine.hooks.preemption_hook import requeue_exit_code
 from ctal_mm.engine.launch import (
     drop_disabled_hooks,
@@ -23,7 +24,6 @@ from ctal_mm.engine.launch import (
 from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.compat import UnsafeCheckpointError
-from ctal_mm.engine.config_checks import ConfigError, check_config
 from ctal_mm.utils.model_weights import CheckpointMismatchError
 from ctal_mm.utils.work_dir_lock import (
     WorkDirLockedError,

@@ -142,7 +142,9 @@ def test_torchvision_swin_v2_converts_to_the_same_function():
         SwinTransformerBlockV2,
     )
 
-    from ctal_mm.model_converters.reference_keys import convert_torchvision_swin_v2
+    from ctal_mm.model_converters.reference_keys import (
+        convert_torchvision_swin_v2,
+    )
 
     torch.manual_seed(0)
     depths, heads = [2, 2, 2, 2], [1, 2, 2, 4]

@@ -2,8 +2,8 @@
 
 from mmengine.hooks import Hook
 
-from ctal_mm.registry import HOOKS
 from ctal_mm.engine.config_checks import check_runner
+from ctal_mm.registry import HOOKS
 
 
 @HOOKS.register_module()
