@@ -1,5 +1,4 @@
 from .base import BaseMultiTaskDecoder, task_channels
-from .baseline_utils import StageScaledWeighting
 from .ctal import CrossTaskAffinityModule, CTALDecoder
 from .hps import HPSDecoder
 from .mctal import MultiScaleCTALDecoder
@@ -17,5 +16,4 @@ __all__ = [
     'MultiScaleCTALDecoder',
     'PADNetDecoder',
     'PAPNetDecoder',
-    'StageScaledWeighting',
 ]
