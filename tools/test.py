@@ -8,23 +8,17 @@ mirrored image (the config's ``tta_model`` / ``tta_pipeline``).
 """
 
 import argparse
-import os
-import os.path as osp
-import sys
-
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 from ctal_mm.engine.launch import (
-    drop_disabled_hooks,
+    add_common_arguments,
+    build_tool_runner,
+    check_tool_config,
     finish_distributed,
-    setup_cpu_distributed,
+    load_tool_config,
+    parse_tool_args,
+    run_or_exit,
 )
-from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.compat import UnsafeCheckpointError
-from ctal_mm.utils.config_checks import ConfigError, check_config
-from ctal_mm.utils.model_weights import CheckpointMismatchError
 
 
 def parse_args():
@@ -35,13 +29,6 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--work-dir', help='the dir to save the evaluation metrics file'
-    )
-    parser.add_argument(
-        '--non-strict',
-        action='store_true',
-        help='load a checkpoint whose keys do not all fit the model (only the keys that '
-        'fit are loaded; the others keep their initial values). Without it a missing, '
-        'unexpected or reshaped key stops the run.',
     )
     parser.add_argument(
         '--out',
@@ -66,27 +53,12 @@ def parse_args():
         '--wait-time', type=float, default=2, help='the interval of show (s)'
     )
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, xxx=yyy pairs merged into the config',
-    )
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher',
-    )
-    parser.add_argument(
         '--tta',
         action='store_true',
         help='test-time augmentation: average with the mirrored image',
     )
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_arguments(parser)
+    return parse_tool_args(parser)
 
 
 def use_tta(cfg):
@@ -127,18 +99,7 @@ def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
 
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join(
-            './work_dirs', osp.splitext(osp.basename(args.config))[0]
-        )
-
+    cfg = load_tool_config(args)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
@@ -158,28 +119,10 @@ def main():
             dict(type='DumpResults', out_file_path=args.dump)
         )
 
-    if args.non_strict:
-        cfg.load_strict = False
-
     # as in tools/train.py: the config's mistakes before anything is built
-    if cfg.get('default_hooks', {}).get('config_check', True) is not None:
-        try:
-            check_config(cfg, loaders=('test_dataloader',))
-        except ConfigError as error:
-            sys.exit(str(error))
-    drop_disabled_hooks(cfg)
-
-    setup_cpu_distributed(cfg)
-    runner = (
-        Runner.from_cfg(cfg)
-        if 'runner_type' not in cfg
-        else RUNNERS.build(cfg)
-    )
-    try:
-        runner.test()
-    except (CheckpointMismatchError, UnsafeCheckpointError) as error:
-        # the message says what is wrong and what to do; a traceback adds nothing
-        sys.exit(f'{type(error).__name__}: {error}')
+    check_tool_config(cfg, loaders=('test_dataloader',))
+    runner = build_tool_runner(cfg)
+    run_or_exit(runner.test)
     del runner  # it holds the process group: see finish_distributed
     finish_distributed()
 

@@ -5,26 +5,22 @@ The same flags as MMSegmentation's tools/train.py. Distributed: ``tools/dist_tra
 """
 
 import argparse
-import os
-import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from ctal_mm.engine.hooks.preemption_hook import requeue_exit_code
 from ctal_mm.engine.launch import (
-    drop_disabled_hooks,
+    add_common_arguments,
+    build_tool_runner,
+    check_tool_config,
     enable_amp,
     finish_distributed,
-    setup_cpu_distributed,
+    load_tool_config,
+    parse_tool_args,
+    run_or_exit,
 )
-from ctal_mm.registry import RUNNERS
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.compat import UnsafeCheckpointError
-from ctal_mm.utils.config_checks import ConfigError, check_config
-from ctal_mm.utils.model_weights import CheckpointMismatchError
 from ctal_mm.utils.work_dir_lock import (
     WorkDirLockedError,
     claim_work_dir,
@@ -49,36 +45,12 @@ def parse_args():
         help='resume from the latest checkpoint in the work dir, or from the given checkpoint',
     )
     parser.add_argument(
-        '--non-strict',
-        action='store_true',
-        help='load a checkpoint whose keys do not all fit the model (only the keys that '
-        'fit are loaded; the others keep their initial values). Without it a missing, '
-        'unexpected or reshaped key stops the run.',
-    )
-    parser.add_argument(
         '--amp',
         action='store_true',
         help='mixed precision: fp16 with loss scaling on GPU, bf16 on CPU',
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, xxx=yyy pairs merged into the config, e.g. '
-        'train_dataloader.batch_size=4 "model.tasks.depth.weight=2"',
-    )
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher',
-    )
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_arguments(parser)
+    return parse_tool_args(parser)
 
 
 # With torchrun, `record` writes a failing rank's exception to the file torchrun reads, so its
@@ -88,24 +60,10 @@ def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
 
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir: command line > config > work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join(
-            './work_dirs', osp.splitext(osp.basename(args.config))[0]
-        )
+    cfg = load_tool_config(args)
 
     if args.amp:
         enable_amp(cfg)
-
-    if args.non_strict:
-        cfg.load_strict = False
 
     if args.resume == 'auto':
         cfg.resume = True
@@ -114,14 +72,7 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    # The config's mistakes, each with its key and fix, before anything is built. Switched
-    # off with --cfg-options default_hooks.config_check=None (also skips the hook's checks).
-    if cfg.get('default_hooks', {}).get('config_check', True) is not None:
-        try:
-            check_config(cfg)
-        except ConfigError as error:
-            sys.exit(str(error))
-    drop_disabled_hooks(cfg)
+    check_tool_config(cfg)
 
     # one run per work dir (rank 0 holds the lock), and what interrupted saves left there
     # removed before the Runner writes anything (its config dump would fail on a full disk)
@@ -133,17 +84,8 @@ def main():
         except WorkDirLockedError as error:
             sys.exit(f'WorkDirLockedError: {error}')
 
-    setup_cpu_distributed(cfg)
-    runner = (
-        Runner.from_cfg(cfg)
-        if 'runner_type' not in cfg
-        else RUNNERS.build(cfg)
-    )
-    try:
-        runner.train()
-    except (CheckpointMismatchError, UnsafeCheckpointError) as error:
-        # the message says what is wrong and what to do; a traceback adds nothing
-        sys.exit(f'{type(error).__name__}: {error}')
+    runner = build_tool_runner(cfg)
+    run_or_exit(runner.train)
     # stopped by SIGTERM / SIGUSR1 after saving: the status asks for a requeue
     exit_code = requeue_exit_code(runner)
     del runner  # it holds the process group: see finish_distributed

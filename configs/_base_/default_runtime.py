@@ -30,6 +30,8 @@ default_hooks = dict(
         type='CheckpointHook', by_epoch=True, interval=10, max_keep_ckpts=3
     ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # generators seeded from (seed, epoch) before every epoch: resumes continue exactly
+    epoch_seed=dict(type='EpochSeedHook'),
     visualization=dict(type='MultiTaskVisualizationHook', interval=50),
     # docs/reliability.md: config mistakes reported before the first step, non-finite losses
     # stop training ('skip' skips the step), unreadable samples (skip_unreadable) counted

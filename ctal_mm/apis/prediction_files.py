@@ -23,11 +23,11 @@ from typing import Dict, List, Mapping, Optional
 
 import cv2
 import numpy as np
-import torch
 from mmengine.hooks import Hook
 
 from ctal_mm.registry import HOOKS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
+from ctal_mm.utils.misc import to_numpy
 from ctal_mm.visualization.task_drawers import (
     DrawStyle,
     complete_palette,
@@ -36,12 +36,6 @@ from ctal_mm.visualization.task_drawers import (
 )
 
 MAX_DEPTH_MM = 65535
-
-
-def _numpy(data) -> np.ndarray:
-    if isinstance(data, torch.Tensor):
-        return data.detach().cpu().numpy()
-    return np.asarray(data)
 
 
 def _write(path: str, image: np.ndarray) -> str:
@@ -94,7 +88,7 @@ def write_prediction_files(
     written = {}
     for task in sample.pred_tasks:
         kind = get_task_kind(task, kinds).name
-        pred = _numpy(sample.pred(task))
+        pred = to_numpy(sample.pred(task))
         base = osp.join(out_dir, task, stem)
         files = []
         os.makedirs(osp.dirname(base), exist_ok=True)

@@ -17,8 +17,8 @@ from typing import Tuple
 
 import numpy as np
 
-# (row offset, column offset) of x1..x8
-_NEIGHBOURS = (
+# (row offset, column offset) of x1..x8; evaluation/edge_counts.py thins with the same tables
+NEIGHBOURS = (
     (0, 1),
     (-1, 1),
     (-1, 0),
@@ -66,7 +66,7 @@ def neighbourhood_codes(mask: np.ndarray) -> np.ndarray:
     padded = np.pad(mask.astype(np.uint8), 1)
     h, w = mask.shape
     codes = np.zeros((h, w), dtype=np.uint8)
-    for bit, (dy, dx) in enumerate(_NEIGHBOURS):
+    for bit, (dy, dx) in enumerate(NEIGHBOURS):
         codes |= padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] << bit
     return codes
 

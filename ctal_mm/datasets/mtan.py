@@ -4,6 +4,8 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
+from ctal_mm.utils.misc import few
+
 from .base_multitask_dataset import BaseMultiTaskDataset
 from .file_io import DataFileError
 
@@ -43,10 +45,10 @@ def numbered_npy_files(folder: str) -> Dict[str, str]:
     return dict(sorted(files.items(), key=lambda item: int(item[0])))
 
 
-def _few(names) -> str:
-    shown = sorted(names, key=lambda n: (int(n), n))[:5]
-    more = '' if len(names) <= 5 else f' and {len(names) - 5} more'
-    return ', '.join(f'{n}.npy' for n in shown) + more
+def _npy_names(names) -> str:
+    return few(
+        [f'{n}.npy' for n in sorted(names, key=lambda n: (int(n), n))], count=5
+    )
 
 
 class MTANDataset(BaseMultiTaskDataset):
@@ -95,8 +97,16 @@ class MTANDataset(BaseMultiTaskDataset):
                 raise DataFileError(
                     f'{type(self).__name__}: {task_dir} has {len(files)} '
                     f'.npy files but {image_dir} has {len(images)}'
-                    + (f'; missing here: {_few(missing)}' if missing else '')
-                    + (f'; without an image: {_few(extra)}' if extra else '')
+                    + (
+                        f'; missing here: {_npy_names(missing)}'
+                        if missing
+                        else ''
+                    )
+                    + (
+                        f'; without an image: {_npy_names(extra)}'
+                        if extra
+                        else ''
+                    )
                     + '. Every task folder must hold one file per image: '
                     're-extract the dataset (see docs/dataset_prepare.md).'
                 )

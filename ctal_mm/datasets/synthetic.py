@@ -23,8 +23,8 @@ Samples are deterministic: sample ``index`` of a dataset with ``seed`` draws eve
 seeds 0 and 1 share no scene).
 
 Speed, one process on the 2-core development machine (shared), ``render_scene`` with all tasks:
-41-52 images/s at 288 x 384 and 375-440 images/s at 96 x 128 (three runs of :func:`benchmark`:
-``python -c 'from ctal_mm.datasets.synthetic import benchmark as b; print(b(288, 384))'``);
+41-52 images/s at 288 x 384 and 375-440 images/s at 96 x 128 (three runs of
+``python tools/analysis_tools/benchmark_synthetic.py --shape 288 384``);
 the training pipeline adds little (flip + packing: 51 samples/s at 288 x 384).
 """
 
@@ -507,14 +507,3 @@ class SyntheticScenesDataset(BaseMultiTaskDataset):
             )
             for index in range(self.num_samples)
         ]
-
-
-def benchmark(height: int = 288, width: int = 384, count: int = 100) -> float:
-    """Images per second of :func:`render_scene` (one process)."""
-    import time
-
-    render_scene(0, 0, height, width)
-    start = time.perf_counter()
-    for index in range(count):
-        render_scene(0, index, height, width)
-    return count / (time.perf_counter() - start)

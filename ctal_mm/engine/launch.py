@@ -1,15 +1,21 @@
-"""Turning command-line choices into config changes, shared by tools/train.py and tools/test.py."""
+"""What tools/train.py and tools/test.py share: their common flags, turning command-line choices
+into config changes, the config checks, building the Runner and the CPU distributed set-up."""
 
+import argparse
 import datetime
 import gc
 import logging
 import os
+import os.path as osp
+import sys
+from typing import Callable
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+from .config_checks import ConfigError, check_config
 from .distributed import CPUDistributedDataParallel
 
 CPU_DDP = CPUDistributedDataParallel.__name__
@@ -145,3 +151,99 @@ def enable_amp(cfg: Config) -> None:
     else:
         cfg.optim_wrapper.type = 'AutocastOptimWrapper'
         cfg.optim_wrapper.dtype = 'bfloat16'
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags tools/train.py and tools/test.py share (as mmseg's): ``--non-strict``,
+    ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load a checkpoint whose keys do not all fit the model (only the keys that '
+        'fit are loaded; the others keep their initial values). Without it a missing, '
+        'unexpected or reshaped key stops the run.',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, xxx=yyy pairs merged into the config, e.g. '
+        'train_dataloader.batch_size=4 "model.tasks.depth.weight=2"',
+    )
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_tool_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line; ``LOCAL_RANK`` set from ``--local-rank`` when the launcher did
+    not set it."""
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def load_tool_config(args: argparse.Namespace) -> Config:
+    """``args.config`` with the launcher, ``--cfg-options``, the work dir (command line >
+    config > ``work_dirs/<config name>``) and ``--non-strict`` applied."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(args.config))[0]
+        )
+    if args.non_strict:
+        cfg.load_strict = False
+    return cfg
+
+
+def check_tool_config(cfg: Config, loaders=None) -> None:
+    """The config's mistakes, each with its key and fix, before anything is built (exits with
+    them), then the disabled default hooks dropped.
+
+    Switched off with ``--cfg-options default_hooks.config_check=None`` (which also removes the
+    ConfigCheckHook). ``loaders``: the dataloaders to check (default: all).
+    """
+    if cfg.get('default_hooks', {}).get('config_check', True) is not None:
+        try:
+            if loaders is None:
+                check_config(cfg)
+            else:
+                check_config(cfg, loaders=loaders)
+        except ConfigError as error:
+            sys.exit(str(error))
+    drop_disabled_hooks(cfg)
+
+
+def build_tool_runner(cfg: Config):
+    """The Runner of ``cfg`` (``runner_type`` respected), after the CPU distributed set-up."""
+    from mmengine.runner import Runner
+
+    from ctal_mm.registry import RUNNERS
+
+    setup_cpu_distributed(cfg)
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+def run_or_exit(step: Callable[[], object]) -> object:
+    """``step()``; a checkpoint that does not fit or is unsafe exits with its message alone
+    (it says what is wrong and what to do; a traceback adds nothing)."""
+    from ctal_mm.utils.compat import UnsafeCheckpointError
+    from ctal_mm.utils.model_weights import CheckpointMismatchError
+
+    try:
+        return step()
+    except (CheckpointMismatchError, UnsafeCheckpointError) as error:
+        sys.exit(f'{type(error).__name__}: {error}')

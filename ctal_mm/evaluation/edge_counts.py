@@ -23,44 +23,15 @@ from typing import Dict, Sequence
 import numba
 import numpy as np
 
+from ctal_mm.datasets.morphology import NEIGHBOURS, removal_tables
+
 COUNT_NAMES = ('matched_gt', 'gt', 'matched_pred', 'pred')
 
-# Guo-Hall deletion conditions over the 8 neighbours of a pixel. The neighbours x1..x8 run
-# counter-clockwise from the east one: E, NE, N, NW, W, SW, S, SE. Bit k-1 of a code is x_k.
-_NEIGHBOURS = (
-    (0, 1),
-    (-1, 1),
-    (-1, 0),
-    (-1, -1),
-    (0, -1),
-    (1, -1),
-    (1, 0),
-    (1, 1),
-)
-
-
-def _deletion_tables():
-    first, second = np.zeros(256, np.bool_), np.zeros(256, np.bool_)
-    for code in range(256):
-        x = [None] + [(code >> k) & 1 for k in range(8)] + [code & 1]
-        crossings = sum(
-            1
-            for i in range(1, 5)
-            if not x[2 * i - 1] and (x[2 * i] or x[2 * i + 1])
-        )
-        n1 = sum(1 for k in range(1, 5) if x[2 * k - 1] or x[2 * k])
-        n2 = sum(1 for k in range(1, 5) if x[2 * k] or x[2 * k + 1])
-        g12 = crossings == 1 and 2 <= min(n1, n2) <= 3
-        g3 = not ((x[2] or x[3] or not x[8]) and x[1])
-        g3_prime = not ((x[6] or x[7] or not x[4]) and x[5])
-        first[code] = g12 and g3
-        second[code] = g12 and g3_prime
-    return first, second
-
-
-DELETE_FIRST, DELETE_SECOND = _deletion_tables()
-_DY = np.array([d[0] for d in _NEIGHBOURS], np.int64)
-_DX = np.array([d[1] for d in _NEIGHBOURS], np.int64)
+# The Guo-Hall deletion tables and neighbour order are those of the PASCAL edge maps' thinning
+# (ctal_mm/datasets/morphology.py); only the stopping rule differs, see _thin_in_place.
+DELETE_FIRST, DELETE_SECOND = removal_tables()
+_DY = np.array([d[0] for d in NEIGHBOURS], np.int64)
+_DX = np.array([d[1] for d in NEIGHBOURS], np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -69,7 +40,9 @@ def _thin_in_place(img, ys, xs, count, delete_first, delete_second, dy, dx):
 
     Each subiteration decides every deletion on the image as it was before it (a parallel
     step), as the lookup-table implementations do; thinning stops at the first subiteration
-    that deletes nothing. Returns the number of pixels left, compacted to the front.
+    that deletes nothing (as MATLAB's ``bwmorph`` of the BSDS benchmark; the dataset's ``thin``
+    stops after a whole iteration without change, as scikit-image's, which the reference uses).
+    Returns the number of pixels left, compacted to the front.
     """
     dead = np.empty(count, np.int64)
     while True:

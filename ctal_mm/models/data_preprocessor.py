@@ -12,17 +12,9 @@ from mmengine.model import BaseDataPreprocessor
 
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
+from ctal_mm.utils.misc import PAD_MODES, as_pair
 
-PAD_MODES = ('bottom_right', 'centre')
 MIXED_SIZES = ('error', 'warn', 'allow')
-
-
-def _pair(value, name: str) -> Tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    if len(value) != 2:
-        raise ValueError(f'{name}={value!r}; expected an int or (h, w).')
-    return int(value[0]), int(value[1])
 
 
 @MODELS.register_module()
@@ -128,7 +120,7 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
                 f'pad_mode={cfg["pad_mode"]!r}; expected one of {PAD_MODES}.'
             )
         if cfg['size'] is not None:
-            cfg['size'] = _pair(cfg['size'], 'size')
+            cfg['size'] = as_pair(cfg['size'], 'size')
         if cfg['size_divisor'] is not None and cfg['size_divisor'] < 1:
             raise ValueError(
                 f'size_divisor={cfg["size_divisor"]}; expected >= 1.'

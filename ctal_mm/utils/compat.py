@@ -88,7 +88,7 @@ def safe_torch_load(filename, map_location=None, source: Optional[str] = None):
         ) from err
 
 
-def _load_local_checkpoint(filename: str, map_location=None):
+def load_from_local(filename: str, map_location=None):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(
@@ -130,7 +130,7 @@ def _load_url(
     return safe_torch_load(cached, map_location=map_location, source=source)
 
 
-def _load_http(filename: str, map_location=None, model_dir=None):
+def load_from_http(filename: str, map_location=None, model_dir=None):
     return _load_url(filename, map_location, model_dir)
 
 
@@ -145,13 +145,13 @@ def _model_url(filename: str, prefixes, urls: dict) -> str:
     return urls[name]
 
 
-def _load_torchvision(filename: str, map_location=None):
+def load_from_torchvision(filename: str, map_location=None):
     urls = mmengine_checkpoint.get_torchvision_models()
     url = _model_url(filename, ('modelzoo://', 'torchvision://'), urls)
     return _load_url(url, map_location, name=filename)
 
 
-def _load_openmmlab(filename: str, map_location=None):
+def load_from_openmmlab(filename: str, map_location=None):
     prefix = (
         'open-mmlab://'
         if filename.startswith('open-mmlab://')
@@ -173,7 +173,7 @@ def _load_openmmlab(filename: str, map_location=None):
     return safe_torch_load(path, map_location=map_location, source=filename)
 
 
-def _load_mmcls(filename: str, map_location=None):
+def load_from_mmcls(filename: str, map_location=None):
     url = _model_url(
         filename, ('mmcls://',), mmengine_checkpoint.get_mmcls_models()
     )
@@ -181,7 +181,7 @@ def _load_mmcls(filename: str, map_location=None):
     return mmengine_checkpoint._process_mmcls_checkpoint(checkpoint)
 
 
-def _load_pavi(filename: str, map_location=None):
+def load_from_pavi(filename: str, map_location=None):
     try:
         from pavi import modelcloud
     except ImportError as error:
@@ -197,7 +197,7 @@ def _load_pavi(filename: str, map_location=None):
         )
 
 
-def _load_ceph(filename: str, map_location=None, backend: str = 'petrel'):
+def load_from_ceph(filename: str, map_location=None, backend: str = 'petrel'):
     from mmengine.fileio import get_file_backend
 
     file_backend = get_file_backend(
@@ -209,15 +209,17 @@ def _load_ceph(filename: str, map_location=None, backend: str = 'petrel'):
         )
 
 
-# every scheme mmengine's CheckpointLoader registers, with the loader that replaces it
+# every scheme mmengine's CheckpointLoader registers, with the loader that replaces it; named
+# load_from_<backend> as mmengine's own, because CheckpointLoader logs "Loads checkpoint by
+# <name without its first 10 characters> backend"
 SAFE_LOADERS = {
-    '': _load_local_checkpoint,
-    ('http://', 'https://'): _load_http,
-    'pavi://': _load_pavi,
-    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): _load_ceph,
-    ('modelzoo://', 'torchvision://'): _load_torchvision,
-    ('open-mmlab://', 'openmmlab://'): _load_openmmlab,
-    'mmcls://': _load_mmcls,
+    '': load_from_local,
+    ('http://', 'https://'): load_from_http,
+    'pavi://': load_from_pavi,
+    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_ceph,
+    ('modelzoo://', 'torchvision://'): load_from_torchvision,
+    ('open-mmlab://', 'openmmlab://'): load_from_openmmlab,
+    'mmcls://': load_from_mmcls,
 }
 
 

@@ -14,18 +14,13 @@ from ctal_mm.structures import (
     MultiTaskDataSample,
     get_task_kind,
 )
+from ctal_mm.utils.misc import to_numpy
 
 from .panel import Tile, compose_panel, placeholder
 from .task_drawers import DrawStyle, get_task_drawer
 
 ROLE_NAMES = {'gt': 'gt', 'pred': 'pred'}
 MISSING_TEXT = {'gt': 'no ground truth', 'pred': 'no prediction'}
-
-
-def to_numpy(data: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
-    if isinstance(data, torch.Tensor):
-        return data.detach().cpu().numpy()
-    return np.asarray(data)
 
 
 def as_rgb_uint8(image: Union[np.ndarray, torch.Tensor]) -> np.ndarray:

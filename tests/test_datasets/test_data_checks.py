@@ -22,11 +22,11 @@ from ctal_mm.datasets import (
     NYUv2Dataset,
 )
 from ctal_mm.datasets.split_checks import split_overlap
+from ctal_mm.engine.config_checks import _warn_split_overlap
 from ctal_mm.models.data_preprocessor import MultiTaskDataPreProcessor
 from ctal_mm.registry import MODELS
 from ctal_mm.testing import random_multitask_samples
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.config_checks import _warn_split_overlap
 
 LOAD = [
     dict(type='LoadMultiTaskImage'),

@@ -18,7 +18,7 @@ from mmengine.config import Config
 from reference_checkpoints import read_listing, reference_state_dict
 
 import ctal_mm.models.single_task  # noqa: F401  (registers the STL model)
-from ctal_mm.models.reference_keys import (
+from ctal_mm.model_converters.reference_keys import (
     SWIN_RECOMPUTED_BUFFERS,
     convert_reference_state_dict,
     map_reference_key,
@@ -142,7 +142,9 @@ def test_torchvision_swin_v2_converts_to_the_same_function():
         SwinTransformerBlockV2,
     )
 
-    from ctal_mm.models.reference_keys import convert_torchvision_swin_v2
+    from ctal_mm.model_converters.reference_keys import (
+        convert_torchvision_swin_v2,
+    )
 
     torch.manual_seed(0)
     depths, heads = [2, 2, 2, 2], [1, 2, 2, 4]

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from reference_checkpoints import read_listing
 
-from ctal_mm.models.reference_keys import (
+from ctal_mm.model_converters.reference_keys import (
     SWIN_RECOMPUTED_BUFFERS,
     convert_reference_state_dict,
     map_reference_key,

@@ -10,8 +10,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from reliability_helpers import DEMO, REPO, TRAIN, env
 
+from ctal_mm.engine.config_checks import ConfigError, check_config
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.config_checks import ConfigError, check_config
 
 CONFIGS = sorted(
     p

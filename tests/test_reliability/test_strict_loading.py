@@ -10,9 +10,9 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from reliability_helpers import run_test, write_config
 
+from ctal_mm.engine.config_checks import ConfigError
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import CheckpointMismatchError, register_all_modules
-from ctal_mm.utils.config_checks import ConfigError
 
 
 def _build_model(cfg):

@@ -12,7 +12,7 @@ the key at fault, not later. DST is an mmengine checkpoint
 (``{'meta': ..., 'state_dict': ...}``) for ``tools/test.py CONFIG DST`` or
 ``load_from``.
 
-The key mapping is ``ctal_mm.models.reference_keys`` (docs/models.md).
+The key mapping is ``ctal_mm.model_converters.reference_keys`` (docs/models.md).
 """
 
 import argparse
@@ -23,10 +23,10 @@ import sys
 import torch
 from mmengine.config import Config, DictAction
 
-from ctal_mm.models.reference_keys import (
+from ctal_mm.model_converters.reference_keys import (
     MODELS as REFERENCE_MODELS,
 )
-from ctal_mm.models.reference_keys import (
+from ctal_mm.model_converters.reference_keys import (
     SWIN_RECOMPUTED_BUFFERS,
     convert_reference_state_dict,
 )

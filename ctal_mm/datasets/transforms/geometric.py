@@ -26,10 +26,10 @@ from mmcv.transforms import BaseTransform
 
 from ctal_mm.registry import TRANSFORMS
 from ctal_mm.structures import TaskKind, get_task_kind
+from ctal_mm.utils.misc import PAD_MODES, as_pair
 
 DEPTH_MODES = ('divide', 'keep')
 NORMALS_INTERPOLATIONS = ('bilinear', 'nearest')
-PAD_MODES = ('bottom_right', 'centre')
 
 
 def task_maps(results: dict) -> Iterator[Tuple[str, TaskKind]]:
@@ -110,14 +110,6 @@ def _check_normals_interpolation(normals_interpolation: str) -> str:
     return normals_interpolation
 
 
-def _pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    if len(value) != 2:
-        raise ValueError(f'{name}={value!r}; expected an int or a pair.')
-    return int(value[0]), int(value[1])
-
-
 def apply_resize(
     results: dict,
     size_wh: Tuple[int, int],
@@ -177,7 +169,7 @@ class MultiTaskResize(BaseTransform):
                 'MultiTaskResize needs exactly one of scale=(w, h) and '
                 f'scale_factor; got scale={scale}, scale_factor={scale_factor}.'
             )
-        self.scale = None if scale is None else _pair(scale, 'scale')
+        self.scale = None if scale is None else as_pair(scale, 'scale')
         self.scale_factor = scale_factor
         self.keep_ratio = keep_ratio
         self.depth_mode = _check_depth_mode(depth_mode)
@@ -245,7 +237,7 @@ class MultiTaskRandomResize(BaseTransform):
                 f'ratio_range={ratio_range}; expected 0 < low <= high.'
             )
         self.ratio_range = (float(low), float(high))
-        self.scale = None if scale is None else _pair(scale, 'scale')
+        self.scale = None if scale is None else as_pair(scale, 'scale')
         self.keep_ratio = keep_ratio
         self.depth_mode = _check_depth_mode(depth_mode)
         self.interpolation = interpolation
@@ -365,7 +357,7 @@ class MultiTaskRandomCrop(BaseTransform):
         cat_max_ratio: float = 1.0,
         cat_max_task: Optional[str] = None,
     ):
-        self.crop_size = _pair(crop_size, 'crop_size')
+        self.crop_size = as_pair(crop_size, 'crop_size')
         if min(self.crop_size) <= 0:
             raise ValueError(
                 f'crop_size={crop_size}; expected positive sizes.'
@@ -482,7 +474,7 @@ class MultiTaskPad(BaseTransform):
                 'MultiTaskPad needs exactly one of size and size_divisor; got '
                 f'size={size}, size_divisor={size_divisor}.'
             )
-        self.size = None if size is None else _pair(size, 'size')
+        self.size = None if size is None else as_pair(size, 'size')
         self.size_divisor = size_divisor
         self.pad_val = pad_val
         padding_for((1, 1), (1, 1), mode)

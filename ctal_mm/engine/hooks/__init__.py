@@ -3,6 +3,7 @@ from .checkpoint_hook import (  # noqa: F401
     NonFiniteCheckpointError,
 )
 from .config_check_hook import ConfigCheckHook  # noqa: F401
+from .epoch_seed_hook import EpochSeedHook  # noqa: F401
 from .non_finite_loss_hook import (  # noqa: F401
     NonFiniteGradientError,
     NonFiniteLossError,

@@ -1,13 +1,8 @@
 """ctal_mm's CheckpointHook: checkpoints that survive a kill, and resumes that continue exactly."""
 
-import logging
 import os.path as osp
-import random
-from typing import Optional
 
-import numpy as np
-import torch
-from mmengine.dist import get_rank, is_main_process
+from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 from mmengine.model import is_model_wrapper
 
@@ -37,21 +32,6 @@ class NonFiniteCheckpointError(FloatingPointError):
     """The model or optimizer holds NaN or inf: the checkpoint is not written."""
 
 
-def epoch_seed(seed: int, epoch: int, rank: Optional[int] = None) -> int:
-    """The seed of ``epoch`` (and ``rank``): a function of the run's seed only."""
-    words = [int(seed) % 2**32, int(epoch)]
-    if rank is not None:
-        words.append(int(rank))
-    return int(np.random.SeedSequence(words).generate_state(1)[0])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, numpy's and torch's global generators (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 @HOOKS.register_module()
 class CheckpointHook(MMEngineCheckpointHook):
     """mmengine's CheckpointHook, made safe to kill at any moment; same arguments.
@@ -77,19 +57,21 @@ class CheckpointHook(MMEngineCheckpointHook):
     * A checkpoint whose weights, buffers or optimizer state hold a NaN or an infinity is
       not written: :class:`NonFiniteCheckpointError` names the tensors and the last good
       checkpoint, which is kept (nothing is rotated away).
-    * ``reseed_per_epoch``: before each epoch the Python, numpy and torch generators are
-      seeded from (``randomness.seed``, epoch), so data augmentation after a resume draws the
-      same numbers as the uninterrupted run did. With ``randomness.diff_rank_seed`` the rank
-      enters the seed too.
+
+    Per-epoch reseeding, the other half of exact resumes, is
+    :class:`~ctal_mm.engine.hooks.EpochSeedHook` (``default_hooks.epoch_seed``).
 
     Args:
-        reseed_per_epoch: reseed the global generators before every training epoch.
         *args, **kwargs: those of ``mmengine.hooks.CheckpointHook``.
     """
 
-    def __init__(self, *args, reseed_per_epoch: bool = True, **kwargs):
+    def __init__(self, *args, **kwargs):
+        if 'reseed_per_epoch' in kwargs:
+            raise TypeError(
+                'CheckpointHook(reseed_per_epoch=...): per-epoch reseeding is the '
+                'EpochSeedHook; turn it off with default_hooks=dict(epoch_seed=None).'
+            )
         super().__init__(*args, **kwargs)
-        self.reseed_per_epoch = reseed_per_epoch
         self._lock = None
 
     # ----------------------------------------------------------------- resume
@@ -258,16 +240,3 @@ class CheckpointHook(MMEngineCheckpointHook):
                 str(path).encode(), osp.join(runner.work_dir, POINTER)
             )
         return path
-
-    # ----------------------------------------------------------------- randomness
-    def before_train_epoch(self, runner) -> None:
-        if not self.reseed_per_epoch or runner.seed is None:
-            return
-        randomness = getattr(runner, '_randomness_cfg', None) or {}
-        rank = get_rank() if randomness.get('diff_rank_seed') else None
-        seed = epoch_seed(runner.seed, runner.epoch, rank)
-        seed_everything(seed)
-        runner.logger.log(
-            logging.DEBUG,
-            f'Epoch {runner.epoch + 1}: generators seeded {seed}.',
-        )

@@ -2,13 +2,13 @@
 
 from mmengine.hooks import Hook
 
+from ctal_mm.engine.config_checks import check_runner
 from ctal_mm.registry import HOOKS
-from ctal_mm.utils.config_checks import check_runner
 
 
 @HOOKS.register_module()
 class ConfigCheckHook(Hook):
-    """Runs :func:`ctal_mm.utils.config_checks.check_runner` in ``before_run``.
+    """Runs :func:`ctal_mm.engine.config_checks.check_runner` in ``before_run``.
 
     tools/train.py checks the config before building anything; this hook repeats those checks
     for runs started from Python (``Runner.from_cfg(cfg).train()``) and adds the ones that
@@ -16,7 +16,7 @@ class ConfigCheckHook(Hook):
     preprocessor and the backbone, up to the CTAL affinity module, so an input or crop size
     that does not give its ``feature_size`` is reported before training (and before a
     validation at the end of the first epoch would fail). Problems raise
-    :class:`~ctal_mm.utils.config_checks.ConfigError`, one line per config key.
+    :class:`~ctal_mm.engine.config_checks.ConfigError`, one line per config key.
 
     Args:
         probe_sizes: run the input-size probe (reads one sample per dataloader).

@@ -23,7 +23,9 @@ class MultiTaskMetric(BaseMetric):
             and the single-task numbers they are compared with. Without it, no delta_m.
     """
 
-    default_prefix = None
+    # '' (not None): the keys stay '<task>/<metric>' and 'delta_m', which configs' save_best
+    # and the logs name, and mmengine does not warn that no prefix is set
+    default_prefix = ''
 
     def __init__(
         self,

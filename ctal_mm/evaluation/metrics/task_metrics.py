@@ -11,21 +11,13 @@ once; the multitask metric uses it for delta_m.
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from prettytable import PrettyTable
 
 from ctal_mm.registry import METRICS
 from ctal_mm.structures import IGNORE_INDEX
-
-
-def _np(x) -> np.ndarray:
-    return (
-        x.detach().cpu().numpy()
-        if isinstance(x, torch.Tensor)
-        else np.asarray(x)
-    )
+from ctal_mm.utils.misc import to_numpy
 
 
 def _task_fields(sample: dict) -> list:
@@ -41,6 +33,9 @@ class BaseTaskMetric(BaseMetric):
     """
 
     LOWER_IS_BETTER: frozenset = frozenset()
+    # '' (not None): no prefix on the metric names, as MultiTaskMetric prefixes the task
+    # itself, and no mmengine warning that the prefix is not set
+    default_prefix = ''
 
     def __init__(
         self,
@@ -60,7 +55,10 @@ class BaseTaskMetric(BaseMetric):
                     f'sample; this one has {_task_fields(sample)}. '
                     'Check that the dataset loads the task and the model predicts it.'
                 )
-        gt, pred = _np(sample[gt_key]['data']), _np(sample[pred_key]['data'])
+        gt, pred = (
+            to_numpy(sample[gt_key]['data']),
+            to_numpy(sample[pred_key]['data']),
+        )
         if gt.shape[-2:] != pred.shape[-2:]:
             raise ValueError(
                 f'{pred_key} is {pred.shape[-2:]} but {gt_key} is {gt.shape[-2:]}; '

@@ -25,7 +25,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import update_init_info
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ctal_mm.models.reference_keys import SWIN_RECOMPUTED_BUFFERS
+from ctal_mm.model_converters.reference_keys import SWIN_RECOMPUTED_BUFFERS
 from ctal_mm.registry import WEIGHT_INITIALIZERS
 from ctal_mm.utils.model_weights import (
     CheckpointMismatchError,

@@ -1,7 +1,6 @@
 from .base import BaseMultiTaskDecoder, task_channels
-from .baseline_utils import StageScaledWeighting
 from .ctal import CrossTaskAffinityModule, CTALDecoder
-from .hps import HPSDecoder, HRNetTaskHead
+from .hps import HPSDecoder
 from .mctal import MultiScaleCTALDecoder
 from .mtinet import MTINetDecoder
 from .padnet import PADNetDecoder
@@ -13,10 +12,8 @@ __all__ = [
     'CrossTaskAffinityModule',
     'CTALDecoder',
     'HPSDecoder',
-    'HRNetTaskHead',
     'MTINetDecoder',
     'MultiScaleCTALDecoder',
     'PADNetDecoder',
     'PAPNetDecoder',
-    'StageScaledWeighting',
 ]

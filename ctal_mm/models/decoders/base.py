@@ -1,10 +1,11 @@
-"""What every multitask decoder shares: the parsed task spec."""
+"""What every multitask decoder shares: the parsed task spec, the one-feature-map input."""
 
 from collections import OrderedDict
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Sequence, Union
 
 import torch.nn as nn
 from mmengine.model import BaseModule
+from torch import Tensor
 
 from ctal_mm.registry import MODELS
 
@@ -26,6 +27,29 @@ def task_channels(tasks: Mapping[str, Mapping], owner: str) -> Dict[str, int]:
             )
         channels[name] = value
     return channels
+
+
+FeatureInputs = Union[Tensor, Sequence[Tensor]]
+
+
+def single_feature_map(inputs: FeatureInputs, owner: str) -> Tensor:
+    """Return the one feature map of a backbone/neck output.
+
+    Args:
+        inputs (Tensor | Sequence[Tensor]): A map, or a sequence holding
+            exactly one map (e.g. Swin with ``out_indices=(3,)``).
+        owner (str): Name of the module asking, used in error messages.
+    """
+    if isinstance(inputs, Tensor):
+        return inputs
+    if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+        return inputs[0]
+    shapes = [tuple(getattr(x, 'shape', ())) for x in inputs]
+    raise ValueError(
+        f'{owner} works on one feature map but received {len(shapes)} '
+        f'({shapes}); fuse them first (model.neck=dict(type='
+        "'HRNetFuseNeck', ...)) or give the backbone a single out_index."
+    )
 
 
 class BaseMultiTaskDecoder(BaseModule):

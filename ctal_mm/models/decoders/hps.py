@@ -1,8 +1,8 @@
 """Hard parameter sharing (HPS): one shared encoder, one head per task.
 
 The CTAL reference's HPS baseline puts a task head straight on the backbone:
-for HRNet an HRNet head per task (fuse the four maps at stride 4, 1x1 conv,
-BN, ReLU, 1x1 conv to the task's channels), for Swin a DeepLab-v3 head per
+for HRNet an HRNet head per task (:class:`ctal_mm.models.heads.HRNetTaskHead`),
+for Swin a DeepLab-v3 head per
 task. Supervised stage: ``final``. The single-task baseline (STL) uses the
 same decoder with one backbone per task, see
 :class:`ctal_mm.models.SingleTaskEncoderDecoder`.
@@ -10,43 +10,11 @@ same decoder with one backbone per task, see
 
 from typing import Dict, Mapping, Optional, Sequence, Union
 
-from mmengine.model import BaseModule
-from torch import Tensor, nn
+from torch import Tensor
 
 from ctal_mm.registry import MODELS
 
 from .base import BaseMultiTaskDecoder
-
-
-@MODELS.register_module()
-class HRNetTaskHead(BaseModule):
-    """HRNet's segmentation head for one task.
-
-    Resize the multi-scale maps to the finest one, concatenate, 1x1 conv
-    (with bias), BN, ReLU (the fuse neck), then a 1x1 conv to the task's
-    channels.
-
-    Args:
-        in_channels (Sequence[int]): Channels of the maps, finest first.
-        out_channels (int): The task's output channels.
-        fuse (dict): Config of the fusing module, built with
-            ``in_channels``. Default: ``HRNetFuseNeck``.
-        init_cfg (dict, optional): Initialisation config.
-    """
-
-    def __init__(
-        self,
-        in_channels: Sequence[int],
-        out_channels: int,
-        fuse: dict = dict(type='HRNetFuseNeck'),
-        init_cfg: Optional[dict] = None,
-    ):
-        super().__init__(init_cfg)
-        self.fuse = MODELS.build(dict(fuse, in_channels=list(in_channels)))
-        self.conv_out = nn.Conv2d(sum(in_channels), out_channels, 1)
-
-    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
-        return self.conv_out(self.fuse(list(inputs)))
 
 
 @MODELS.register_module()

@@ -15,8 +15,7 @@ from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
 
-from .base import BaseMultiTaskDecoder
-from .baseline_utils import single_feature_map
+from .base import BaseMultiTaskDecoder, single_feature_map
 
 
 class SpatialAttentionGate(BaseModule):

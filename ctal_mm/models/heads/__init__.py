@@ -1,3 +1,3 @@
-from .task_heads import BottleneckTaskHead, DeepLabTaskHead
+from .task_heads import BottleneckTaskHead, DeepLabTaskHead, HRNetTaskHead
 
-__all__ = ['BottleneckTaskHead', 'DeepLabTaskHead']
+__all__ = ['BottleneckTaskHead', 'DeepLabTaskHead', 'HRNetTaskHead']

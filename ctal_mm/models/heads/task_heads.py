@@ -1,6 +1,7 @@
-"""Per-task prediction heads: residual bottleneck heads (CNN tree) and DeepLab-v3 heads (Swin)."""
+"""Per-task prediction heads: residual bottleneck heads (CNN tree), DeepLab-v3 heads (Swin) and
+HRNet's segmentation head (the HPS and STL baselines)."""
 
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmcv.cnn import ConvModule
@@ -142,3 +143,34 @@ class DeepLabTaskHead(BaseModule):
         return self.conv_out(
             self.conv(self.project(torch.cat(branches, dim=1)))
         )
+
+
+@MODELS.register_module()
+class HRNetTaskHead(BaseModule):
+    """HRNet's segmentation head for one task.
+
+    Resize the multi-scale maps to the finest one, concatenate, 1x1 conv
+    (with bias), BN, ReLU (the fuse neck), then a 1x1 conv to the task's
+    channels.
+
+    Args:
+        in_channels (Sequence[int]): Channels of the maps, finest first.
+        out_channels (int): The task's output channels.
+        fuse (dict): Config of the fusing module, built with
+            ``in_channels``. Default: ``HRNetFuseNeck``.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        out_channels: int,
+        fuse: dict = dict(type='HRNetFuseNeck'),
+        init_cfg: Optional[dict] = None,
+    ):
+        super().__init__(init_cfg)
+        self.fuse = MODELS.build(dict(fuse, in_channels=list(in_channels)))
+        self.conv_out = nn.Conv2d(sum(in_channels), out_channels, 1)
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        return self.conv_out(self.fuse(list(inputs)))

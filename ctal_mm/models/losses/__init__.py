@@ -1,3 +1,4 @@
+from .stage_weighting import StageScaledWeighting
 from .task_losses import (
     BalancedBCEEdgeLoss,
     BalancedSaliencyLoss,
@@ -36,4 +37,5 @@ __all__ = [
     'FAMOWeighting',
     'GradNormWeighting',
     'UnitWeighting',
+    'StageScaledWeighting',
 ]

@@ -1,5 +1,6 @@
 """The neck of HRNet's segmentation model: all branches at the finest stride, fused."""
 
+import warnings
 from typing import List, Sequence
 
 import torch
@@ -36,15 +37,21 @@ class HRNetFuseNeck(BaseModule):
         self.align_corners = align_corners
         channels = sum(self.in_channels)
         self.out_channels = channels
-        # bias=True: the reference's fuse conv has a bias even though BN follows.
-        self.fuse = ConvModule(
-            channels,
-            channels,
-            1,
-            bias=True,
-            norm_cfg=norm_cfg,
-            act_cfg=dict(type='ReLU'),
-        )
+        # bias=True: the reference's fuse conv has a bias even though BN follows, and its
+        # checkpoints hold that bias (neck.fuse.conv.bias), so it stays; mmcv's ConvModule warns
+        # "Unnecessary conv bias before batch/instance norm" for exactly this, filtered here.
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                'ignore', message='Unnecessary conv bias', category=UserWarning
+            )
+            self.fuse = ConvModule(
+                channels,
+                channels,
+                1,
+                bias=True,
+                norm_cfg=norm_cfg,
+                act_cfg=dict(type='ReLU'),
+            )
 
     def forward(self, inputs: List[Tensor]) -> Tensor:
         if len(inputs) != len(self.in_channels):

@@ -41,6 +41,7 @@ from ctal_mm.registry import (
     VISUALIZERS,
     WEIGHT_INITIALIZERS,
 )
+from ctal_mm.utils.misc import few
 
 # Which task kinds ctal_mm's losses and metrics are written for (see their docstrings). Types
 # not listed here (e.g. mmseg's losses) are not checked.
@@ -340,17 +341,11 @@ def check_tasks(spec: Mapping, meta: Mapping, loader: str) -> List[str]:
                     f'model.tasks.{task}.channels={channels} but {key} '
                     f'({dataset}) has {len(classes)} {task} classes '
                     f"(METAINFO['{_class_key(task)}']: "
-                    f'{_few(classes)}). Set model.tasks.{task}.channels='
+                    f'{few(classes)}). Set model.tasks.{task}.channels='
                     f'{len(classes)}, or choose the dataset whose classes you '
                     'mean.'
                 )
     return problems
-
-
-def _few(items, count: int = 4) -> str:
-    items = list(items)
-    more = f', ... ({len(items)} in all)' if len(items) > count else ''
-    return ', '.join(map(str, items[:count])) + more
 
 
 def check_kinds(spec: Mapping) -> List[str]:

@@ -1,32 +1,10 @@
-"""Small pieces shared by the baseline decoders (PAD-Net, PAP-Net, MTI-Net, ...)."""
+"""A loss weighting that scales some decoder stages' losses before another weighting."""
 
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence
 
 from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
-
-FeatureInputs = Union[Tensor, Sequence[Tensor]]
-
-
-def single_feature_map(inputs: FeatureInputs, owner: str) -> Tensor:
-    """Return the one feature map of a backbone/neck output.
-
-    Args:
-        inputs (Tensor | Sequence[Tensor]): A map, or a sequence holding
-            exactly one map (e.g. Swin with ``out_indices=(3,)``).
-        owner (str): Name of the module asking, used in error messages.
-    """
-    if isinstance(inputs, Tensor):
-        return inputs
-    if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
-        return inputs[0]
-    shapes = [tuple(getattr(x, 'shape', ())) for x in inputs]
-    raise ValueError(
-        f'{owner} works on one feature map but received {len(shapes)} '
-        f'({shapes}); fuse them first (model.neck=dict(type='
-        "'HRNetFuseNeck', ...)) or give the backbone a single out_index."
-    )
 
 
 @MODELS.register_module()

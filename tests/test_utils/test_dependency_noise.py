@@ -1,0 +1,99 @@
+"""Lines that say nothing about ctal_mm are not printed: mmseg's 'Could not import OneDL',
+mmcv-lite's MultiScaleDeformableAttention warning, the neck's conv-bias warning, mmengine's
+'prefix is not set' warning for our metrics, and checkpoints load 'by local backend'."""
+
+import logging
+import os
+import subprocess
+import sys
+import warnings
+
+import torch
+from mmengine.logging import MMLogger
+from mmengine.runner import load_checkpoint
+from repo_scripts import REPO
+
+from ctal_mm.evaluation.metrics import (
+    DepthMetric,
+    MultiTaskMetric,
+    SegmentationMetric,
+)
+from ctal_mm.models.necks.hrnet_fuse_neck import HRNetFuseNeck
+
+
+def test_importing_ctal_mm_prints_no_dependency_noise():
+    code = (
+        'import ctal_mm.apis, ctal_mm.models, ctal_mm.datasets\n'
+        'from ctal_mm.utils import register_all_modules\n'
+        'register_all_modules()\n'
+        'print("done")\n'
+    )
+    out = subprocess.run(
+        [sys.executable, '-W', 'always', '-c', code],
+        cwd=REPO,
+        env=dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(
+                [REPO, os.environ.get('PYTHONPATH', '')]
+            ),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    printed = out.stdout + out.stderr
+    assert 'done' in out.stdout
+    assert 'OneDL' not in printed
+    assert 'MultiScaleDeformableAttention' not in printed
+
+
+def test_neck_keeps_its_bias_without_the_conv_bias_warning():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        neck = HRNetFuseNeck(in_channels=(2, 3))
+    assert not [w for w in caught if 'conv bias' in str(w.message)]
+    # the reference's checkpoints hold this bias
+    assert neck.fuse.conv.bias is not None
+    assert tuple(neck.fuse.conv.bias.shape) == (5,)
+
+
+def test_metrics_have_an_empty_default_prefix_and_unprefixed_keys():
+    metric = MultiTaskMetric(
+        task_metrics=dict(
+            semseg=dict(type='SegmentationMetric', num_classes=2),
+            depth=dict(type='DepthMetric'),
+        )
+    )
+    assert metric.prefix == ''
+    for cls in (SegmentationMetric, DepthMetric):
+        assert cls.default_prefix == ''
+    logger = MMLogger.get_instance('test_dependency_noise_prefix')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        SegmentationMetric(task='semseg', num_classes=2)
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if 'prefix is not set' in r.getMessage()]
+
+
+def test_checkpoint_loading_names_the_local_backend(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    path = str(tmp_path / 'w.pth')
+    torch.save({'state_dict': model.state_dict()}, path)
+    logger = MMLogger.get_instance('test_dependency_noise_ckpt')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        load_checkpoint(torch.nn.Linear(2, 1), path, logger=logger)
+    finally:
+        logger.removeHandler(handler)
+    messages = [r.getMessage() for r in records]
+    assert any('Loads checkpoint by local backend' in m for m in messages), (
+        messages
+    )
