@@ -30,11 +30,22 @@ class JacobianOptimWrapper(OptimWrapper):
     """Jacobian descent on the parameters the tasks share, for a model with ``aggregator=``.
 
     Each step, for every task t (the model's ``'<stage>.<task>.loss'`` terms of that task
-    summed, with their configured weights) one backward pass gives the gradient of L_t: its
-    part on the shared parameters becomes row t of the Jacobian J (T x shared parameter
-    count); its part on every other parameter is added to that parameter's gradient (so a
-    task-specific parameter gets its own task's gradient, as with the plain sum). Loss terms
-    of no task (e.g. an uncertainty regulariser) are back-propagated as usual. When the
+    summed, with their configured weights) the gradient of L_t is computed: its part on the
+    shared parameters becomes row t of the Jacobian J (T x shared parameter count); its part
+    on every other parameter is added to that parameter's gradient (so a task-specific
+    parameter gets its own task's gradient, as with the plain sum). Loss terms of no task
+    (e.g. an uncertainty regulariser) are back-propagated as usual.
+
+    When the model records its shared features z during the forward
+    (``model._jacobian_features``, the output of ``jacobian_descent.feature_modules``, as
+    :class:`MultiTaskEncoderDecoder` does), the backward pass is split at z: one backward
+    pass per task through the part after z, to dL_t/dz and the gradients of the
+    parameters there; then the T rows dL_t/dz go back through the feature modules
+    (``parallel_chunk_size`` of them per batched ``torch.vmap`` pass; 1: a loop). The
+    Jacobian is the same; a model that records nothing gets one backward pass per task
+    through the whole graph. ``jacobian='features'`` aggregates at z instead
+    (representation level, not exact, single process): the feature modules get the
+    gradient of the combined dL/dz in one backward pass. When the
     optimiser is to step (every ``accumulative_counts`` iterations; J is accumulated over
     them), the model's aggregator turns J into the shared parameters' gradient; then
     gradient clipping and the optimiser step run as in :class:`OptimWrapper`.
@@ -488,7 +499,7 @@ class JacobianOptimWrapper(OptimWrapper):
     def backward(self, loss: torch.Tensor, **kwargs) -> None:
         raise RuntimeError(
             'JacobianOptimWrapper computes the gradients in update_params '
-            '(one backward pass per task); call update_params(loss), not backward().'
+            '(per-task backward passes); call update_params(loss), not backward().'
         )
 
     def state_dict(self) -> dict:
