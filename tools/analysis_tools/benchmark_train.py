@@ -287,10 +287,12 @@ def main(argv=None):
                     measured.pop(key)
             result.update(measured, times=times, round_s=round_s)
             result['step_s'] = statistics.median(times)
+            tensors = result['tensor_peak_bytes']
             print(
                 f'round {round_index + 1} {result["name"]}: '
-                f'{round_s[-1]:.3f} s/step (load '
-                f'{os.getloadavg()[0]:.1f})',
+                f'{round_s[-1]:.3f} s/step, tensors '
+                + ('-' if tensors is None else f'{tensors / 2**30:.2f} GiB')
+                + f' (load {os.getloadavg()[0]:.1f})',
                 flush=True,
             )
 
