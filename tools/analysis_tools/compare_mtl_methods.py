@@ -98,6 +98,11 @@ def parse_args(argv=None):
     parser.add_argument('--methods', nargs='+', default=DEFAULT_METHODS)
     parser.add_argument('--cfg-options', nargs='+', default=[])
     parser.add_argument(
+        '--metrics',
+        nargs='+',
+        help='the metric columns (default: every metric the runs logged)',
+    )
+    parser.add_argument(
         '--table-only',
         action='store_true',
         help='tabulate the runs already in --work-dir, train nothing',
@@ -134,7 +139,7 @@ def main(argv=None):
             status = 'ok' if proc.returncode == 0 else f'rc {proc.returncode}'
             print(f'{method}: {status}, {seconds:.0f} s', flush=True)
         rows.append((method, last_metrics(work_dir), seconds))
-    keys = sorted({k for _, m, _ in rows if m for k in m})
+    keys = args.metrics or sorted({k for _, m, _ in rows if m for k in m})
     print('\n| method | ' + ' | '.join(keys) + ' | run s |')
     print('|---' * (len(keys) + 2) + '|')
     for method, metrics, seconds in rows:
