@@ -122,10 +122,9 @@ class MultiTaskEncoderDecoder(BaseModel):
         self.with_cp = with_cp
         self.jacobian_descent = None
         if aggregator is not None:
-            aggregator = dict(aggregator)
-            gramian = aggregator.pop('gramian', False)
+            # gramian / jacobian / parallel_chunk_size are read from the dict
             self.jacobian_descent = JacobianDescent(
-                aggregator, list(self.tasks), shared_modules, gramian=gramian
+                aggregator, list(self.tasks), shared_modules
             )
             self.jacobian_descent.split_parameters(self)  # names checked now
         elif shared_modules is not None:
@@ -134,6 +133,7 @@ class MultiTaskEncoderDecoder(BaseModel):
                 "shared modules only matter to an aggregator (dict(type='UPGrad'), say)."
             )
         self._jacobian_step_pending = False
+        self._jacobian_features = None
 
     # ----------------------------------------------------------------- init
     def pretrained_modules(self) -> List[nn.Module]:
@@ -157,7 +157,12 @@ class MultiTaskEncoderDecoder(BaseModel):
 
     def decode(self, inputs: Tensor) -> Dict[str, Dict[str, Tensor]]:
         """Logits per stage and task, at the input size."""
-        outputs = self.decoder(self.extract_feat(inputs))
+        feats = self.extract_feat(inputs)
+        if self._jacobian_step_pending:
+            # JacobianOptimWrapper splits the backward pass here: the decoder once per
+            # task (to these features), the backbone and neck once, batched over tasks
+            self._jacobian_features = feats
+        outputs = self.decoder(feats)
         size = inputs.shape[-2:]
         return {
             stage: {

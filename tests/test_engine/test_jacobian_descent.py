@@ -199,3 +199,105 @@ def test_bf16_autocast_step_trains():
     model.train_step(dict(inputs=X[None]), wrapper)
     assert not torch.equal(model.backbone.weight, before)
     assert torch.isfinite(model.backbone.weight).all()
+
+
+class ThreeTaskToy(BaseModel):
+    """backbone -> neck -> features z -> one head per task, non-linear losses.
+
+    ``record`` makes the forward hand z to the wrapper (the split backward);
+    without it the wrapper falls back to one backward pass per task.
+    """
+
+    def __init__(self, aggregator, shared, record=True):
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Sequential(nn.Linear(2, 3), nn.Tanh())
+        self.neck = nn.Linear(3, 3)
+        self.heads = nn.ModuleDict({t: nn.Linear(3, 1) for t in 'abc'})
+        self.jacobian_descent = JacobianDescent(
+            aggregator, list('abc'), shared
+        )
+        self.record = record
+        self._jacobian_step_pending = False
+        self._jacobian_features = None
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        z = self.neck(self.backbone(inputs))
+        if self.record and self._jacobian_step_pending:
+            self._jacobian_features = z
+        return {
+            'final.a.loss': self.heads['a'](z).pow(2).mean(),
+            'final.b.loss': torch.sin(self.heads['b'](z)).mean(),
+            'final.c.loss': self.heads['c'](z.relu()).exp().mean(),
+        }
+
+
+def _one_step_grads(model, batch):
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    wrapper = JacobianOptimWrapper(optimizer=optimizer)
+    before = copy.deepcopy(model.state_dict())
+    model.train_step(dict(inputs=batch), wrapper)
+    return {k: before[k] - v for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize('shared', [['backbone'], ['backbone', 'neck']])
+@pytest.mark.parametrize('chunk', [1, None, 2])
+def test_split_backward_equals_one_backward_per_task(shared, chunk):
+    batch = torch.randn(4, 2, generator=torch.Generator().manual_seed(1))
+    aggregator = dict(type='UPGrad', parallel_chunk_size=chunk)
+    reference = _one_step_grads(
+        ThreeTaskToy(aggregator, shared, record=False), batch
+    )
+    split = _one_step_grads(ThreeTaskToy(aggregator, shared), batch)
+    assert not torch.allclose(  # UPGrad changes the shared gradient
+        reference['backbone.0.weight'],
+        _one_step_grads(
+            ThreeTaskToy(dict(type='Sum'), shared, record=False), batch
+        )['backbone.0.weight'],
+    )
+    for key in reference:
+        torch.testing.assert_close(
+            split[key], reference[key], rtol=1e-5, atol=1e-6, msg=key
+        )
+
+
+def test_feature_jacobian_aggregates_the_feature_gradients():
+    # z = W x; dL_a/dz = u_a, dL_b/dz = u_b: MGDA combines them at z, and W gets
+    # mgda(u_a, u_b) x^T (one backward pass through the backbone)
+    model = TwoTaskToy(dict(type='MGDA', jacobian='features'))
+    model._jacobian_features = None
+
+    def forward(inputs, data_samples=None, mode='tensor'):
+        z = model.backbone(inputs)
+        if model._jacobian_step_pending:
+            model._jacobian_features = z
+        return {
+            'final.a.loss': (z @ model.heads['a']).mean(),
+            'final.b.loss': (z @ model.heads['b']).mean(),
+        }
+
+    model.forward = forward
+    grad = _one_step_grads(model, X[None])
+    W = torch.tensor([[0.5, -1.0], [2.0, 1.0]])
+    expected = torch.outer(mgda(U_A, U_B), X)
+    assert not torch.allclose(expected, torch.outer(U_A + U_B, X))
+    torch.testing.assert_close(grad['backbone.weight'], expected)
+    torch.testing.assert_close(grad['heads.a'], W @ X)
+    torch.testing.assert_close(grad['heads.b'], W @ X)
+
+
+def test_feature_jacobian_needs_recorded_features():
+    model = TwoTaskToy(dict(type='UPGrad', jacobian='features'))
+    with pytest.raises(RuntimeError, match='recorded no'):
+        _one_step_grads(model, X[None])
+
+
+def test_bad_jacobian_options_are_clear_errors():
+    with pytest.raises(ValueError, match='jacobian must be one of'):
+        JacobianDescent(dict(type='UPGrad', jacobian='feature'), ['a', 'b'])
+    with pytest.raises(ValueError, match='parallel_chunk_size'):
+        JacobianDescent(dict(type='UPGrad', parallel_chunk_size=0), ['a'])
+    with pytest.raises(ValueError, match='exclude each other'):
+        JacobianDescent(
+            dict(type='UPGrad', jacobian='features', gramian=True), ['a']
+        )

@@ -51,6 +51,7 @@ def test_variants_run_side_by_side_on_the_same_function(tmp_path, capsys):
             '--shape', '32', '32',
             '--iters', '1',
             '--warmup', '0',
+            '--rounds', '2',
             '--threads', '1',
             '--json', str(out),
             '--variant', 'plain', *small,
@@ -68,6 +69,8 @@ def test_variants_run_side_by_side_on_the_same_function(tmp_path, capsys):
     assert abs(factored['grad_norm'] / plain['grad_norm'] - 1) < 1e-5
     for result in (plain, factored):
         assert result['step_s'] > 0
+        # two rounds, alternating: one timed step from each
+        assert len(result['times']) == len(result['round_s']) == 2
         # the process holds the libraries besides the tensors
         assert 0 < result['tensor_peak_bytes'] < result['peak_bytes']
     table = capsys.readouterr().out

@@ -20,7 +20,10 @@ step plus the highest point of one more profiled step's allocation events.
 Before timing, each process computes the loss and the gradient once from the same
 initial weights, so the table also shows that the variants compute the same
 function. Ratios are against the first variant. Absolute times on shared
-machines are noise; ratios from one run are what to compare.
+machines are noise; ratios from one run are what to compare. ``--rounds R``
+runs every variant R times, alternating (variant 1, 2, ..., then again), each
+in a fresh process, and reports the median over all rounds' timed steps, so a
+load change on a shared machine hits every variant alike.
 
 Special keys: ``amp=1`` (mixed precision as ``tools/train.py --amp``: bf16
 autocast on CPU, fp16 on GPU), ``compile=1`` (``torch.compile`` of the
@@ -65,6 +68,13 @@ def parse_args(argv=None):
     parser.add_argument('--iters', type=int, default=5, help='timed steps')
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps')
     parser.add_argument(
+        '--rounds',
+        type=int,
+        default=1,
+        help='run every variant once per round, alternating, and report the '
+        "median over all rounds' timed steps (tensor memory: first round)",
+    )
+    parser.add_argument(
         '--shape', type=int, nargs=2, metavar=('H', 'W'), help='input size'
     )
     parser.add_argument('--device', default=None, help='cpu or cuda')
@@ -75,6 +85,9 @@ def parse_args(argv=None):
         '--json', help='also write the results to this JSON file'
     )
     parser.add_argument('--worker', help=argparse.SUPPRESS)
+    parser.add_argument(
+        '--no-memory', action='store_true', help=argparse.SUPPRESS
+    )
     return parser.parse_args(argv)
 
 
@@ -160,9 +173,11 @@ def run_variant(args, overrides):
         tensor_peak = torch.cuda.max_memory_allocated()
     else:  # KiB on Linux; read before the profiled step adds its records
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        tensor_peak = _live_cpu_tensor_bytes() + _cpu_step_tensor_rise(
-            lambda: train_step(batch, optim_wrapper)
-        )
+        tensor_peak = None
+        if not args.no_memory:
+            tensor_peak = _live_cpu_tensor_bytes() + _cpu_step_tensor_rise(
+                lambda: train_step(batch, optim_wrapper)
+            )
     return dict(
         step_s=statistics.median(times),
         times=times,
@@ -235,34 +250,51 @@ def main(argv=None):
             continue
         skip = False
         shared.append(token)
-    results = []
-    for name, *overrides in variants:
-        cmd = [
-            sys.executable,
-            os.path.abspath(__file__),
-            *shared,
-            '--worker',
-            json.dumps(overrides),
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [
-            line
-            for line in proc.stdout.splitlines()
-            if line.startswith('RESULT ')
-        ]
-        if proc.returncode != 0 or not lines:
-            print(f'variant {name} failed:\n{proc.stderr[-3000:]}')
-            results.append(dict(name=name, overrides=overrides, failed=True))
-            continue
-        result = json.loads(lines[-1][len('RESULT ') :])
-        result.update(name=name, overrides=overrides)
-        results.append(result)
-        print(
-            f'{name}: {result["step_s"]:.3f} s/step, peak '
-            f'{result["peak_bytes"] / 2**30:.2f} GiB, tensors '
-            f'{result["tensor_peak_bytes"] / 2**30:.2f} GiB',
-            flush=True,
-        )
+    results = [
+        dict(name=name, overrides=overrides, times=[], round_s=[])
+        for name, *overrides in variants
+    ]
+    for round_index in range(args.rounds):
+        for result in results:
+            if result.get('failed'):
+                continue
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                *shared,
+                '--worker',
+                json.dumps(result['overrides']),
+            ]
+            if round_index > 0:
+                cmd.append('--no-memory')
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [
+                line
+                for line in proc.stdout.splitlines()
+                if line.startswith('RESULT ')
+            ]
+            if proc.returncode != 0 or not lines:
+                print(
+                    f'variant {result["name"]} failed:\n{proc.stderr[-3000:]}'
+                )
+                result['failed'] = True
+                continue
+            measured = json.loads(lines[-1][len('RESULT ') :])
+            times = result['times'] + measured.pop('times')
+            round_s = result['round_s'] + [measured.pop('step_s')]
+            if round_index > 0:
+                for key in ('tensor_peak_bytes', 'peak_bytes'):
+                    measured.pop(key)
+            result.update(measured, times=times, round_s=round_s)
+            result['step_s'] = statistics.median(times)
+            tensors = result['tensor_peak_bytes']
+            print(
+                f'round {round_index + 1} {result["name"]}: '
+                f'{round_s[-1]:.3f} s/step, tensors '
+                + ('-' if tensors is None else f'{tensors / 2**30:.2f} GiB')
+                + f' (load {os.getloadavg()[0]:.1f})',
+                flush=True,
+            )
 
     ok = [r for r in results if not r.get('failed')]
     if not ok:
@@ -271,7 +303,8 @@ def main(argv=None):
     print(
         f'\n{args.config}  batch {args.batch_size}  input '
         f'{first["input_size"][0]}x{first["input_size"][1]}  '
-        f'device {first["device"]}  median of {args.iters} steps'
+        f'device {first["device"]}  median of {args.iters} steps x '
+        f'{args.rounds} rounds, load average now {os.getloadavg()[0]:.1f}'
     )
     header = (
         f'{"variant":<16}{"s/step":>9}{"time x":>8}{"peak GiB":>10}'

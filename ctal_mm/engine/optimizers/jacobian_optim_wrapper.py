@@ -30,11 +30,22 @@ class JacobianOptimWrapper(OptimWrapper):
     """Jacobian descent on the parameters the tasks share, for a model with ``aggregator=``.
 
     Each step, for every task t (the model's ``'<stage>.<task>.loss'`` terms of that task
-    summed, with their configured weights) one backward pass gives the gradient of L_t: its
-    part on the shared parameters becomes row t of the Jacobian J (T x shared parameter
-    count); its part on every other parameter is added to that parameter's gradient (so a
-    task-specific parameter gets its own task's gradient, as with the plain sum). Loss terms
-    of no task (e.g. an uncertainty regulariser) are back-propagated as usual. When the
+    summed, with their configured weights) the gradient of L_t is computed: its part on the
+    shared parameters becomes row t of the Jacobian J (T x shared parameter count); its part
+    on every other parameter is added to that parameter's gradient (so a task-specific
+    parameter gets its own task's gradient, as with the plain sum). Loss terms of no task
+    (e.g. an uncertainty regulariser) are back-propagated as usual.
+
+    When the model records its shared features z during the forward
+    (``model._jacobian_features``, the output of ``jacobian_descent.feature_modules``, as
+    :class:`MultiTaskEncoderDecoder` does), the backward pass is split at z: one backward
+    pass per task through the part after z, to dL_t/dz and the gradients of the
+    parameters there; then the T rows dL_t/dz go back through the feature modules
+    (``parallel_chunk_size`` of them per batched ``torch.vmap`` pass; 1: a loop). The
+    Jacobian is the same; a model that records nothing gets one backward pass per task
+    through the whole graph. ``jacobian='features'`` aggregates at z instead
+    (representation level, not exact, single process): the feature modules get the
+    gradient of the combined dL/dz in one backward pass. When the
     optimiser is to step (every ``accumulative_counts`` iterations; J is accumulated over
     them), the model's aggregator turns J into the shared parameters' gradient; then
     gradient clipping and the optimiser step run as in :class:`OptimWrapper`.
@@ -105,6 +116,12 @@ class JacobianOptimWrapper(OptimWrapper):
             )
         self._module = module
         self._distributed = _world_size() > 1
+        if descent.jacobian == 'features' and self._distributed:
+            raise RuntimeError(
+                "model.aggregator.jacobian='features' is single-process: each process "
+                "would aggregate its own samples' feature Jacobian. Use jacobian="
+                "'parameters' (the default, exact under DDP)."
+            )
         if descent.gramian:
             if self._distributed:
                 raise RuntimeError(
@@ -159,6 +176,8 @@ class JacobianOptimWrapper(OptimWrapper):
                 'optim_wrapper.optim_context(model) (as train_step does).'
             )
         module._jacobian_step_pending = False
+        features = getattr(module, '_jacobian_features', None)
+        module._jacobian_features = None
         descent = module.jacobian_descent
         shared, other = descent.split_parameters(module)
         task_losses, extra = group_task_losses(losses, descent.tasks)
@@ -180,7 +199,24 @@ class JacobianOptimWrapper(OptimWrapper):
                 extra,
                 factor * scale,
             )
+        elif features is not None:
+            self._split_backward(
+                descent,
+                module,
+                features,
+                shared,
+                other,
+                task_losses,
+                extra,
+                factor * scale,
+                scale,
+            )
         else:
+            if descent.jacobian == 'features':
+                raise RuntimeError(
+                    "model.aggregator.jacobian='features': the model recorded no "
+                    'shared features (_jacobian_features) during its forward.'
+                )
             self._jacobian_backward(
                 shared, other, task_losses, extra, factor * scale
             )
@@ -233,6 +269,137 @@ class JacobianOptimWrapper(OptimWrapper):
             self._jacobian = jacobian
         else:
             self._jacobian += jacobian
+
+    @staticmethod
+    def _batched_vjps(outputs, inputs, grad_outputs, chunk):
+        """The T vector-Jacobian products of ``outputs`` w.r.t. ``inputs``, one per row
+        of ``grad_outputs`` (each (T, *output.shape)): a tuple of (T, *input.shape)
+        tensors. ``chunk`` rows per batched backward pass (torch.vmap, as torchjd's
+        autojac), all at once for None, a plain loop for 1."""
+
+        def vjp(*rows):
+            return torch.autograd.grad(
+                outputs,
+                inputs,
+                grad_outputs=rows,
+                retain_graph=True,
+                materialize_grads=True,
+            )
+
+        if chunk == 1:
+            count = grad_outputs[0].shape[0]
+            per_row = [
+                vjp(*(g[t] for g in grad_outputs)) for t in range(count)
+            ]
+            return tuple(torch.stack(gs) for gs in zip(*per_row))
+        return torch.vmap(vjp, chunk_size=chunk)(*grad_outputs)
+
+    def _split_backward(
+        self,
+        descent,
+        module,
+        features,
+        shared,
+        other,
+        task_losses,
+        extra,
+        mult,
+        scale,
+    ):
+        """The backward pass split at the shared features z (what the feature modules
+        output): stage 1 gives, for every task, dL_t/dz and the gradients of the
+        parameters after z (T VJPs through the decoder only, batched); stage 2 takes
+        the T rows dL_t/dz back through the feature modules in one batched backward.
+        By the chain rule, row t of stage 2 is dL_t/dθ for every θ before z: the same
+        Jacobian as one backward pass per task through the whole model."""
+        feats = [features] if torch.is_tensor(features) else list(features)
+        if not feats or not all(f.requires_grad for f in feats):
+            raise RuntimeError(
+                'JacobianOptimWrapper: the recorded shared features '
+                '(_jacobian_features) must be tensors that require grad.'
+            )
+        before_ids = descent.feature_parameter_ids(module)
+        shared_ids = {id(p) for p in shared}
+        params = shared + other
+        after = [p for p in params if id(p) not in before_ids]
+        before = [p for p in params if id(p) in before_ids]
+        vector = torch.stack(task_losses) * mult
+        eye = torch.eye(
+            len(task_losses), dtype=vector.dtype, device=vector.device
+        )
+        # stage 1 loops: CTAL's factored affinity has a hand-written backward
+        # (in-place and out= ops) that torch.vmap cannot batch
+        grads = self._batched_vjps([vector], feats + after, [eye], 1)
+        feat_rows, after_rows = grads[: len(feats)], grads[len(feats) :]
+        rows = {}  # id(shared parameter) -> its (T, numel) rows
+        for p, g in zip(after, after_rows):
+            if id(p) in shared_ids:
+                rows[id(p)] = g.reshape(g.shape[0], -1)
+            else:
+                self._add_grad([p], [g.sum(0)])
+        if descent.jacobian == 'features':
+            self._aggregate_features(
+                descent, feats, feat_rows, before, after, rows, scale
+            )
+        else:
+            before_rows = self._batched_vjps(
+                feats, before, feat_rows, descent.parallel_chunk_size
+            )
+            for p, g in zip(before, before_rows):
+                if id(p) in shared_ids:
+                    rows[id(p)] = g.reshape(g.shape[0], -1)
+                else:
+                    self._add_grad([p], [g.sum(0)])
+            jacobian = torch.cat([rows[id(p)] for p in shared], dim=1)
+            if self._jacobian is None:
+                self._jacobian = jacobian
+            else:
+                self._jacobian += jacobian
+        if extra is not None:
+            self._add_grad(
+                params,
+                torch.autograd.grad(extra * mult, params, allow_unused=True),
+            )
+
+    def _aggregate_features(
+        self, descent, feats, feat_rows, before, after, rows, scale
+    ):
+        """Representation level: aggregate [dL/dz | dL/dθ_shared-after-z] at once; the
+        z part goes back through the feature modules in one plain backward pass."""
+        after_shared = [p for p in after if id(p) in rows]
+        count = feat_rows[0].shape[0]
+        matrix = torch.cat(
+            [g.reshape(count, -1) for g in feat_rows]
+            + [rows[id(p)] for p in after_shared],
+            dim=1,
+        )
+        matrix = _at_least_float32(matrix) / scale
+        if torch.isfinite(matrix).all():
+            combined = descent.aggregator(matrix) * scale
+        else:  # handed on as is: GradScaler skips the step
+            combined = matrix.sum(0) * scale
+        pieces, offset = [], 0
+        for f in list(feats) + after_shared:
+            pieces.append(combined[offset : offset + f.numel()].view_as(f))
+            offset += f.numel()
+        feat_grads = [g.to(f.dtype) for g, f in zip(pieces, feats)]
+        self._add_grad(
+            after_shared,
+            [
+                g.to(p.dtype)
+                for g, p in zip(pieces[len(feats) :], after_shared)
+            ],
+        )
+        self._add_grad(
+            before,
+            torch.autograd.grad(
+                feats,
+                before,
+                grad_outputs=feat_grads,
+                retain_graph=True,
+                allow_unused=True,
+            ),
+        )
 
     def _gramian_backward(
         self, descent, module, shared, other, task_losses, extra, mult
@@ -295,7 +462,7 @@ class JacobianOptimWrapper(OptimWrapper):
         if self._distributed:
             self._reduce_other(other)
         jacobian, self._jacobian = self._jacobian, None
-        if jacobian is None:  # gramian path: the shared gradients are set
+        if jacobian is None:  # gramian / features path: the gradients are set
             return
         if self._distributed:
             dist.all_reduce(jacobian)
@@ -332,7 +499,7 @@ class JacobianOptimWrapper(OptimWrapper):
     def backward(self, loss: torch.Tensor, **kwargs) -> None:
         raise RuntimeError(
             'JacobianOptimWrapper computes the gradients in update_params '
-            '(one backward pass per task); call update_params(loss), not backward().'
+            '(per-task backward passes); call update_params(loss), not backward().'
         )
 
     def state_dict(self) -> dict:

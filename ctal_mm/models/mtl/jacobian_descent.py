@@ -129,9 +129,25 @@ class JacobianDescent:
         gramian: compute only the Gramian of the Jacobian of the shared parameters with
             torchjd's autogram engine, never the T x P Jacobian (aggregators with a
             weighting form only; single process; see docs/mtl_methods.md).
+        jacobian: ``'parameters'`` (default, exact): the aggregator combines the rows of
+            the Jacobian of the shared parameters. ``'features'``: the representation-level
+            variant (MGDA-UB style, not exact): it combines the rows of the Jacobian of the
+            shared features (the output of ``feature_modules``) and of the shared
+            parameters after them, and the combined feature gradient goes back through the
+            feature modules in one backward pass. Single process.
+        parallel_chunk_size: how many of the T vector-Jacobian products through the
+            feature modules one batched (``torch.vmap``) backward pass computes: 1
+            (default) a plain loop, None all T at once, or a positive int. Batching was
+            slower on 2 CPU cores (configs/mtl_methods/README.md); it may pay on a GPU.
+        feature_modules: the modules that compute the shared features, in order (the
+            model records their output as ``_jacobian_features``, see
+            :class:`~ctal_mm.engine.optimizers.JacobianOptimWrapper`); a name the model
+            lacks is skipped.
     """
 
     DEFAULT_SHARED = ('backbone', 'neck')
+    FEATURE_MODULES = ('backbone', 'neck')
+    JACOBIANS = ('parameters', 'features')
 
     def __init__(
         self,
@@ -139,8 +155,38 @@ class JacobianDescent:
         tasks: Sequence[str],
         shared_modules: Optional[Sequence[str]] = None,
         gramian: bool = False,
+        jacobian: str = 'parameters',
+        parallel_chunk_size: Optional[int] = 1,
+        feature_modules: Sequence[str] = FEATURE_MODULES,
     ):
         self.tasks = list(tasks)
+        aggregator = dict(aggregator)
+        # the path options may also be given inside model.aggregator
+        gramian = aggregator.pop('gramian', gramian)
+        jacobian = aggregator.pop('jacobian', jacobian)
+        parallel_chunk_size = aggregator.pop(
+            'parallel_chunk_size', parallel_chunk_size
+        )
+        if jacobian not in self.JACOBIANS:
+            raise ValueError(
+                f'model.aggregator.jacobian must be one of {self.JACOBIANS}, '
+                f'got {jacobian!r}.'
+            )
+        if parallel_chunk_size is not None and (
+            not isinstance(parallel_chunk_size, int) or parallel_chunk_size < 1
+        ):
+            raise ValueError(
+                'model.aggregator.parallel_chunk_size must be None or a positive '
+                f'int, got {parallel_chunk_size!r}.'
+            )
+        if gramian and jacobian == 'features':
+            raise ValueError(
+                "model.aggregator: gramian=True and jacobian='features' exclude "
+                'each other (the features path never forms the parameter Jacobian).'
+            )
+        self.jacobian = jacobian
+        self.parallel_chunk_size = parallel_chunk_size
+        self.feature_modules = tuple(feature_modules)
         self.aggregator = build_aggregator(aggregator, len(self.tasks))
         self.explicit_shared = shared_modules is not None
         self.shared_modules = tuple(
@@ -209,6 +255,18 @@ class JacobianDescent:
                 'have no trainable parameter.'
             )
         return shared, other
+
+    def feature_parameter_ids(self, model: nn.Module) -> set:
+        """ids of the parameters of the modules that compute the shared features."""
+        ids = set()
+        for name in self.feature_modules:
+            try:
+                module = model.get_submodule(name)
+            except AttributeError:
+                continue
+            if module is not None:
+                ids.update(id(p) for p in module.parameters())
+        return ids
 
     def gramian_engine(self, model: nn.Module):
         """torchjd's autogram engine over the shared modules (built once)."""
