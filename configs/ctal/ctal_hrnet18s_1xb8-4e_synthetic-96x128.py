@@ -10,8 +10,10 @@ _base_ = [
 ]
 model = dict(
     data_preprocessor={{_base_.data_preprocessor}},
-    # the demo trains from scratch: no ImageNet file needed
-    backbone=dict(init_cfg=None),
+    # the demo trains from scratch: no ImageNet file needed. BN momentum 0.1, not the
+    # reference's 0.01: in 160 steps the running statistics that evaluation uses would barely
+    # leave their start (measured with this config: mIoU 16.5 with 0.01, 43.6 with 0.1)
+    backbone=dict(init_cfg=None, norm_cfg=dict(momentum=0.1)),
     # N = 768 positions < 9 x 3 tasks x 128 channels: the plain affinity is the cheaper here
     decoder=dict(affinity=dict(feature_size=(24, 32), implementation='plain')),
     tasks=dict(semseg=dict(channels=9)),
