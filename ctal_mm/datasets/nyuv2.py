@@ -6,7 +6,7 @@ from ctal_mm.registry import DATASETS
 
 from .file_io import DEFAULT_MAX_DEPTH
 from .mtan import MTANDataset
-from .transforms.loading import NORMALS_GT
+from .transforms.loading import check_normals_gt
 
 NYUV2_CLASSES = (
     'bed',
@@ -73,12 +73,7 @@ class NYUv2Dataset(MTANDataset):
         normals_gt: str = 'stored',
         **kwargs,
     ):
-        if normals_gt not in NORMALS_GT:
-            raise ValueError(
-                f'NYUv2Dataset: normals_gt={normals_gt!r}; expected one of '
-                f'{NORMALS_GT}.'
-            )
-        self.normals_gt = normals_gt
+        self.normals_gt = check_normals_gt(normals_gt, type(self).__name__)
         super().__init__(max_depth=max_depth, **kwargs)
 
     def task_source(self, task: str) -> Tuple[str, str, dict]:

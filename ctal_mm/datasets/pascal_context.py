@@ -48,7 +48,11 @@ from .file_io import (
     read_pil,
 )
 from .morphology import thin
-from .transforms.loading import NORMALS_GT, normals_as, register_gt_decoder
+from .transforms.loading import (
+    check_normals_gt,
+    normals_as,
+    register_gt_decoder,
+)
 
 VOC_CLASSES = (
     'background',
@@ -331,12 +335,7 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
         normals_gt: str = 'stored',
         **kwargs,
     ):
-        if normals_gt not in NORMALS_GT:
-            raise ValueError(
-                f'PascalContextMTDataset: normals_gt={normals_gt!r}; expected '
-                f'one of {NORMALS_GT}.'
-            )
-        self.normals_gt = normals_gt
+        self.normals_gt = check_normals_gt(normals_gt, type(self).__name__)
         self.normals_valid_classes = (
             None
             if normals_valid_classes is None

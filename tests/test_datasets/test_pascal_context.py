@@ -51,6 +51,16 @@ def test_metainfo_and_facts():
     assert 431 not in NYU_COMPATIBLE_CONTEXT_CLASSES  # unknown
 
 
+def test_unknown_normals_gt_names_the_dataset(pascal_root):
+    root, _ = pascal_root
+    with pytest.raises(
+        ValueError, match="PascalContextMTDataset: normals_gt='raw'"
+    ):
+        PascalContextMTDataset(
+            data_root=root, split='val', pipeline=LOAD, normals_gt='raw'
+        )
+
+
 def test_every_task_map(pascal_root):
     root, written = pascal_root
     dataset = PascalContextMTDataset(

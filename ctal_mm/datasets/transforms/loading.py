@@ -136,6 +136,19 @@ def unit_normals(normals: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 NORMALS_GT = ('stored', 'unit')
 
 
+def check_normals_gt(normals_gt: str, owner: str = '') -> str:
+    """``normals_gt`` if it is one of :data:`NORMALS_GT`, else a ValueError naming ``owner``
+    (the dataset class, for a config's argument) and what each choice does."""
+    if normals_gt not in NORMALS_GT:
+        prefix = f'{owner}: ' if owner else ''
+        raise ValueError(
+            f'{prefix}normals_gt={normals_gt!r}; expected one of {NORMALS_GT}: '
+            "'stored' keeps the file's vectors (the reference), 'unit' rescales "
+            'them to unit length.'
+        )
+    return normals_gt
+
+
 def normals_as(
     normals: np.ndarray, normals_gt: str, invalid_zero_sum: bool = False
 ) -> np.ndarray:
@@ -146,13 +159,7 @@ def normals_as(
     length), with ``invalid_zero_sum`` also zeroing the vectors whose components sum to 0 (the
     CNN reference's validity test is ``sum != 0``; ctal_mm's is "not all zero").
     """
-    if normals_gt not in NORMALS_GT:
-        raise ValueError(
-            f'normals_gt={normals_gt!r}; expected one of {NORMALS_GT}: '
-            "'stored' keeps the file's vectors (the reference), 'unit' rescales "
-            'them to unit length.'
-        )
-    if normals_gt == 'unit':
+    if check_normals_gt(normals_gt) == 'unit':
         return unit_normals(normals)
     normals = normals.astype(np.float32)
     if invalid_zero_sum:
