@@ -301,3 +301,48 @@ def test_bad_jacobian_options_are_clear_errors():
         JacobianDescent(
             dict(type='UPGrad', jacobian='features', gramian=True), ['a']
         )
+
+
+@pytest.mark.parametrize('jacobian', ['parameters', 'features'])
+def test_fp16_split_backward_skips_a_step_with_an_overflowing_task(jacobian):
+    # the split path (features recorded): task b's loss is finite in float32, but
+    # its gradient overflows float16 at the features, so the step is skipped
+    torch.manual_seed(0)
+    model = ThreeTaskToy(dict(type='UPGrad', jacobian=jacobian), ['backbone'])
+    forward = model.forward
+    factor = dict(b=1e34)
+
+    def scaled_forward(*args, **kwargs):
+        losses = forward(*args, **kwargs)
+        return {
+            key: loss.float()
+            * factor.get(next(t for t in 'abc' if f'.{t}.' in key), 1.0)
+            for key, loss in losses.items()
+        }
+
+    model.forward = scaled_forward
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    wrapper = JacobianOptimWrapper(
+        dtype='float16',
+        loss_scale=dict(init_scale=1024.0),
+        optimizer=optimizer,
+    )
+    batch = torch.randn(4, 2, generator=torch.Generator().manual_seed(1))
+    split_calls = []
+    real_split = wrapper._split_backward
+    wrapper._split_backward = lambda *a: (
+        split_calls.append(1) or real_split(*a)
+    )
+    before = copy.deepcopy(model.state_dict())
+    model.train_step(dict(inputs=batch), wrapper)
+    assert split_calls  # the features were recorded: the split path ran
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert wrapper.skipped_steps == 1
+    assert wrapper.loss_scaler.get_scale() == 512.0
+    factor['b'] = 1.0  # a finite step then trains
+    model.train_step(dict(inputs=batch), wrapper)
+    assert len(split_calls) == 2 and wrapper.skipped_steps == 1
+    assert not torch.equal(
+        model.backbone[0].weight, before['backbone.0.weight']
+    )
