@@ -98,6 +98,45 @@ def _value(text):
         return text
 
 
+def _loss_and_gradient_norm(cfg, batch, device, cast_dtype=None):
+    """The function a variant computes: the summed loss and the norm of its gradient
+    from the initial weights (seed 0). A gradient-level method (``model.aggregator``)
+    changes how the step combines the task gradients, not the function: it is left
+    out here, so the plain backward pass cannot collide with its engine's hooks.
+    ``cast_dtype``: the variant's autocast dtype (mixed precision), if any."""
+    from contextlib import nullcontext
+
+    import torch
+
+    from ctal_mm.registry import MODELS
+
+    model_cfg = cfg.model.copy()
+    model_cfg.pop('aggregator', None)
+    model_cfg.pop('shared_modules', None)
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg).to(device).train()
+    data = model.data_preprocessor(batch, True)
+    autocast = (
+        nullcontext()
+        if cast_dtype is None
+        else torch.autocast(
+            device_type=torch.device(device).type, dtype=cast_dtype
+        )
+    )
+    with autocast:
+        losses = model(**data, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    loss.backward()
+    grad_norm = torch.sqrt(
+        sum(
+            p.grad.double().pow(2).sum()
+            for p in model.parameters()
+            if p.grad is not None
+        )
+    ).item()
+    return loss.item(), grad_norm
+
+
 def run_variant(args, overrides):
     """Inside a fresh process: one variant's numbers, as a dict."""
     import torch
@@ -132,23 +171,10 @@ def run_variant(args, overrides):
     model = MODELS.build(cfg.model).to(device).train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     batch = random_multitask_batch(cfg.model.tasks, size, args.batch_size)
-
-    # the function: loss and gradient from the initial weights
-    data = model.data_preprocessor(batch, True)
-    with optim_wrapper.optim_context(model):
-        losses = model(**data, mode='loss')
-    loss, _ = model.parse_losses(losses)
-    loss.backward()
-    grad_norm = torch.sqrt(
-        sum(
-            p.grad.double().pow(2).sum()
-            for p in model.parameters()
-            if p.grad is not None
-        )
-    ).item()
-    optim_wrapper.zero_grad()
-    loss_value = loss.item()
-    del data, losses, loss
+    loss_value, grad_norm = _loss_and_gradient_norm(
+        cfg, batch, device, getattr(optim_wrapper, 'cast_dtype', None)
+    )
+    gc.collect()
 
     train_step = model.train_step
     if special.get('compile'):
