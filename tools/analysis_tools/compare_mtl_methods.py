@@ -114,6 +114,8 @@ def main(argv=None):
     args = parse_args(argv)
     train = os.path.join(os.path.dirname(__file__), '..', 'train.py')
     rows = []
+    if not args.table_only:
+        os.makedirs(args.work_dir, exist_ok=True)
     for method in args.methods:
         work_dir = os.path.join(args.work_dir, method)
         seconds = None
