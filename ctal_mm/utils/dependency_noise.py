@@ -9,10 +9,16 @@ filtered (and nothing else): every ctal_mm process imports these modules anyway.
 - mmcv-lite (``mmcv/cnn/bricks/transformer.py``) warns ``Fail to import
   MultiScaleDeformableAttention`` because mmcv-lite has no compiled ops; that attention is used
   by detection transformers, never by ctal_mm.
+- mmengine's ``CheckpointHook.before_train`` and ``save_checkpoint`` always build the
+  deprecated ``FileClient`` (kept for ``file_client_args``, which ctal_mm never sets: it saves
+  through ``backend_args``), which logs ``"FileClient" will be deprecated`` and
+  ``"HardDiskBackend" is the alias of "LocalBackend"`` as warnings in every training run.
+  :func:`drop_file_client_deprecation` makes a run's logger drop those two records.
 """
 
 import contextlib
 import io
+import logging
 import sys
 import warnings
 
@@ -20,6 +26,21 @@ ONEDL_LINE = 'Could not import OneDL'
 DEFORMABLE_ATTENTION_WARNING = (
     r'Fail to import ``MultiScaleDeformableAttention``'
 )
+
+FILE_CLIENT_DEPRECATIONS = (
+    '"FileClient" will be deprecated in future',
+    '"HardDiskBackend" is the alias of "LocalBackend"',
+)
+
+
+def _not_a_file_client_deprecation(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(FILE_CLIENT_DEPRECATIONS)
+
+
+def drop_file_client_deprecation(logger: logging.Logger) -> None:
+    """Make ``logger`` drop mmengine's two FileClient deprecation records (idempotent);
+    every other record passes."""
+    logger.addFilter(_not_a_file_client_deprecation)
 
 
 def import_dependencies_quietly() -> None:

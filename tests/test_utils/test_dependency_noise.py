@@ -4,6 +4,7 @@ mmcv-lite's MultiScaleDeformableAttention warning, the neck's conv-bias warning,
 
 import logging
 import os
+import os.path as osp
 import subprocess
 import sys
 import warnings
@@ -97,3 +98,62 @@ def test_checkpoint_loading_names_the_local_backend(tmp_path):
     assert any('Loads checkpoint by local backend' in m for m in messages), (
         messages
     )
+
+
+class _OneBatch(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        return dict(inputs=torch.ones(2))
+
+
+class _Toy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 1)
+
+    def forward(self, inputs, data_samples=None, mode='loss'):
+        return dict(loss=self.linear(inputs).sum())
+
+
+def test_training_logs_no_file_client_deprecation(tmp_path):
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.toy = _Toy()
+
+        def forward(self, inputs, data_samples=None, mode='loss'):
+            return self.toy(inputs)
+
+    runner = Runner(
+        model=Toy(),
+        work_dir=str(tmp_path),
+        train_dataloader=dict(
+            dataset=_OneBatch(),
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=1,
+            collate_fn=dict(type='default_collate'),
+        ),
+        train_cfg=dict(by_epoch=False, max_iters=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+        default_scope='ctal_mm',
+    )
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    runner.logger.addHandler(handler)
+    try:
+        runner.train()
+        runner.logger.warning('another warning')  # the filter is narrow
+    finally:
+        runner.logger.removeHandler(handler)
+    messages = [r.getMessage() for r in records]
+    assert not [m for m in messages if 'HardDiskBackend' in m], messages
+    assert not [m for m in messages if '"FileClient" will be' in m], messages
+    assert 'another warning' in messages
+    assert osp.exists(tmp_path / 'epoch_1.pth')  # saved through the filtered path

@@ -20,6 +20,7 @@ from ctal_mm.utils.checkpoint_files import (
     is_complete_checkpoint,
     remove_incomplete_files,
 )
+from ctal_mm.utils.dependency_noise import drop_file_client_deprecation
 from ctal_mm.utils.model_weights import check_checkpoint_fits
 from ctal_mm.utils.work_dir_lock import (
     holds_work_dir_lock,
@@ -76,6 +77,8 @@ class CheckpointHook(MMEngineCheckpointHook):
 
     # ----------------------------------------------------------------- resume
     def before_run(self, runner) -> None:
+        # mmengine's own saving path logs a FileClient deprecation ctal_mm cannot act on
+        drop_file_client_deprecation(runner.logger)
         # The Runner resolves `resume` in load_or_resume(), right after before_run; mmengine
         # offers no public setter, hence the private attributes.
         if not getattr(runner, '_resume', False):
