@@ -44,9 +44,12 @@ def parse_args():
     return parser.parse_args()
 
 
-def _runner(cfg: Config, work_dir: str, draw: bool) -> Runner:
+def _runner(cfg: Config, work_dir: str, draw: bool, phase: str) -> Runner:
     cfg = cfg.copy()
     cfg.work_dir = work_dir
+    # a visualizer is a global instance per name: one per phase, so that each phase's
+    # scalars go to its own run directory even when two phases start in the same second
+    cfg.visualizer = dict(cfg.visualizer, name=f'demo_{phase}_visualizer')
     if draw:
         cfg.default_hooks.visualization.draw = True
         cfg.default_hooks.visualization.show_dir = osp.join(work_dir, 'panels')
@@ -69,11 +72,13 @@ def main():
     print(
         '[demo] 1/3 evaluating the untrained model on the held-out split ...'
     )
-    before = _runner(cfg, osp.join(work_dir, 'untrained'), draw=False).test()
+    before = _runner(
+        cfg, osp.join(work_dir, 'untrained'), draw=False, phase='untrained'
+    ).test()
 
     print('[demo] 2/3 training (CPU) ...')
     start = time.time()
-    trainer = _runner(cfg, work_dir, draw=False)
+    trainer = _runner(cfg, work_dir, draw=False, phase='train')
     trainer.train()
     train_minutes = (time.time() - start) / 60
 
@@ -85,7 +90,7 @@ def main():
     trainer.save_checkpoint(
         work_dir, 'final.pth', save_optimizer=False, save_param_scheduler=False
     )
-    after = _runner(tester_cfg, work_dir, draw=True).test()
+    after = _runner(tester_cfg, work_dir, draw=True, phase='trained').test()
 
     keys = sorted(set(before) | set(after))
     width = max(len(k) for k in keys)

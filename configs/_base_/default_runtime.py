@@ -10,9 +10,9 @@ vis_backends = [
     dict(type='LocalVisBackend'),
     dict(type='TensorboardVisBackend'),
 ]
-visualizer = dict(
-    type='MultiTaskVisualizer', vis_backends=vis_backends, name='visualizer'
-)
+# no fixed `name`: mmengine names the visualizer after the run (config name and start time), so
+# several runners in one process (tools/demo.py) each write to their own work dir
+visualizer = dict(type='MultiTaskVisualizer', vis_backends=vis_backends)
 log_processor = dict(by_epoch=True, window_size=10)
 log_level = 'INFO'
 load_from = None
