@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from ctal_mm.models.task_outputs import unit_vectors
+from ctal_mm.structures import unit_vectors
 
 
 def test_unit_vectors_equal_f_normalize_in_values_and_gradients():
