@@ -30,14 +30,23 @@ def random_multitask_samples(
         size: (H, W) of the maps.
     """
     size = tuple(size)
+    kinds = {
+        name: get_task_kind(name, {name: spec.get('kind')})
+        for name, spec in tasks.items()
+    }
     g = torch.Generator().manual_seed(seed)
     samples = []
     for _ in range(n):
+        # task_kinds as PackMultiTaskInputs sets it, so kinds of any name pad correctly
         sample = MultiTaskDataSample(
-            metainfo=dict(ori_shape=size, img_shape=size)
+            metainfo=dict(
+                ori_shape=size,
+                img_shape=size,
+                task_kinds={name: kind.name for name, kind in kinds.items()},
+            )
         )
         for name, spec in tasks.items():
-            kind = get_task_kind(name, {name: spec.get('kind')})
+            kind = kinds[name]
             if kind.random_gt is None:
                 raise ValueError(
                     f'Task {name!r}: kind {kind.name!r} has no random_gt, so '
