@@ -121,6 +121,15 @@ def types_accepting(registry: Registry, kind: str) -> List[str]:
     return names
 
 
+def _use(suited: List[str], what: str, kind: str) -> str:
+    if suited:
+        return f'Use {" or ".join(suited)}'
+    return (
+        f'No registered {what} accepts kind {kind!r}: register one whose '
+        f"ACCEPTED_KINDS includes '{kind}'"
+    )
+
+
 def unknown_type_message(registry: Registry, key: str, name: str) -> str:
     """What to say about ``key: type=name`` that ``registry`` does not know."""
     close = close_names(registry, name)
@@ -370,7 +379,7 @@ def check_kinds(spec: Mapping) -> List[str]:
             problems.append(
                 f'model.tasks.{task}.loss: {loss_type} is a loss for '
                 f"{' / '.join(fits)} tasks, but '{task}' is a {kind} task. "
-                f'Use {" or ".join(suited)} (or set model.tasks.{task}.kind).'
+                f'{_use(suited, "loss", kind)} (or set model.tasks.{task}.kind).'
             )
     return problems
 
@@ -418,7 +427,7 @@ def check_metrics(cfg: Config, spec: Mapping, metas: Mapping) -> List[str]:
                 suited = types_accepting(METRICS, kind)
                 problems.append(
                     f'{key}: {metric_type} scores {" / ".join(fits)} tasks, but '
-                    f"'{task}' is a {kind} task. Use {' or '.join(suited)}."
+                    f"'{task}' is a {kind} task. {_use(suited, 'metric', kind)}."
                 )
                 continue
             classes = class_names(meta, task)

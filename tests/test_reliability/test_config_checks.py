@@ -113,10 +113,13 @@ def test_kind_messages_name_the_loss_metric_and_the_fix_in_full():
     )
 
 
-def test_accepted_kinds_are_read_from_the_registered_classes():
+def test_accepted_kinds_are_read_from_the_registered_classes(monkeypatch):
     from torch import nn
 
+    from ctal_mm.engine.config_checks import check_kinds
+    from ctal_mm.models.multitask_model import parse_task_spec
     from ctal_mm.registry import MODELS
+    from ctal_mm.structures import TASK_KINDS, TaskKind
 
     class DepthOnlyTestLoss(nn.Module):
         ACCEPTED_KINDS = ('depth',)
@@ -140,6 +143,24 @@ def test_accepted_kinds_are_read_from_the_registered_classes():
         cfg.model.tasks.semseg.loss = dict(type='MTCrossEntropyLoss')
         cfg.model.tasks.depth.loss = dict(type='DepthOnlyTestLoss')
         check_config(cfg)
+        # a kind no registered loss accepts: the message says what to register
+        monkeypatch.setitem(
+            TASK_KINDS, 'heat', TaskKind('heat', 1, -1.0, is_label=False)
+        )
+        spec = parse_task_spec(
+            dict(
+                temp=dict(
+                    kind='heat', channels=1, loss=cfg.model.tasks.depth.loss
+                )
+            )
+        )
+        (problem,) = check_kinds(spec)
+        assert problem == (
+            'model.tasks.temp.loss: DepthOnlyTestLoss is a loss for depth tasks, '
+            "but 'temp' is a heat task. No registered loss accepts kind 'heat': "
+            "register one whose ACCEPTED_KINDS includes 'heat' (or set "
+            'model.tasks.temp.kind).'
+        )
     finally:
         for cls in (DepthOnlyTestLoss, UndeclaredTestLoss):
             MODELS._module_dict.pop(cls.__name__, None)
