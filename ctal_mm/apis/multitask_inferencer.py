@@ -16,7 +16,7 @@ from rich.progress import track
 
 from ctal_mm.models.test_time_aug import MultiTaskTTAModel, flip_tta_pipeline
 from ctal_mm.registry import TRANSFORMS
-from ctal_mm.structures import MultiTaskDataSample
+from ctal_mm.structures import MultiTaskDataSample, task_kind
 from ctal_mm.visualization import MultiTaskVisualizer
 
 from .inference import _as_config, init_model, model_input_size
@@ -129,7 +129,7 @@ class MultiTaskInferencer(BaseInferencer):
         return {
             task: spec['channels']
             for task, spec in self.model.tasks.items()
-            if spec['kind'] == 'segmentation'
+            if task_kind(spec['kind']).has_classes
         }
 
     # -- inputs ----------------------------------------------------------------------------

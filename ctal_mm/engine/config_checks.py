@@ -8,8 +8,10 @@ problem and raise one :class:`ConfigError` listing them all:
 * unknown registry types, with the registered names closest to them;
 * ``model.tasks`` against the datasets: tasks they do not provide, kinds they store differently,
   class counts that disagree with their METAINFO, channel counts a kind cannot have;
-* losses and metrics that do not fit their task's kind (a depth loss on a segmentation task),
-  metrics for tasks the model does not predict, ``num_classes`` of segmentation metrics;
+* losses and metrics that do not fit their task's kind (a depth loss on a segmentation task:
+  the kinds each loss and metric class declares in ``ACCEPTED_KINDS``; classes without it, e.g.
+  mmseg's losses, are not checked), metrics for tasks the model does not predict,
+  ``num_classes`` of segmentation metrics;
 * (runner only) input sizes the CTAL affinity module was not built for, in training and in
   validation, found by running the backbone on one sample of each loader.
 """
@@ -41,31 +43,9 @@ from ctal_mm.registry import (
     VISUALIZERS,
     WEIGHT_INITIALIZERS,
 )
+from ctal_mm.structures import class_meta_key, class_names, task_kind
 from ctal_mm.utils.misc import few
 
-# Which task kinds ctal_mm's losses and metrics are written for (see their docstrings). Types
-# not listed here (e.g. mmseg's losses) are not checked.
-LOSS_KINDS: Dict[str, Tuple[str, ...]] = {
-    'MTCrossEntropyLoss': ('segmentation', 'edge', 'saliency'),
-    'MaskedL1DepthLoss': ('depth',),
-    'NormalsLoss': ('normals',),
-    'BalancedBCEEdgeLoss': ('edge', 'saliency'),
-    'BalancedSaliencyLoss': ('saliency', 'edge'),
-}
-METRIC_KINDS: Dict[str, Tuple[str, ...]] = {
-    'SegmentationMetric': ('segmentation',),
-    'DepthMetric': ('depth',),
-    'NormalsMetric': ('normals',),
-    'SaliencyMetric': ('saliency',),
-    'EdgeMetric': ('edge',),
-}
-# Output channels a head of each kind may have; segmentation: the dataset's class count.
-KIND_CHANNELS: Dict[str, Tuple[int, ...]] = {
-    'depth': (1,),
-    'normals': (3,),
-    'edge': (1,),
-    'saliency': (1, 2),
-}
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
@@ -113,6 +93,41 @@ def _lookup(registry: Registry, name: str):
         return registry.get(name)
     except Exception:  # e.g. a scope whose package is not installed
         return None
+
+
+def _component_class(registry: Registry, type_):
+    if isinstance(type_, type):
+        return type_
+    return _lookup(registry, type_) if isinstance(type_, str) else None
+
+
+def accepted_kinds(registry: Registry, type_) -> Optional[Tuple[str, ...]]:
+    """The task kinds the loss or metric ``type_`` (a registered name or a class) accepts:
+    its class's ``ACCEPTED_KINDS``; None when it declares none (not checked)."""
+    kinds = getattr(_component_class(registry, type_), 'ACCEPTED_KINDS', None)
+    return None if kinds is None else tuple(kinds)
+
+
+def types_accepting(registry: Registry, kind: str) -> List[str]:
+    """The registered names (this registry and its parents, in registration order) whose
+    class accepts task kind ``kind``."""
+    names = []
+    while registry is not None:
+        for name, cls in registry.module_dict.items():
+            if kind in (getattr(cls, 'ACCEPTED_KINDS', None) or ()):
+                if name not in names:
+                    names.append(name)
+        registry = registry.parent
+    return names
+
+
+def _use(suited: List[str], what: str, kind: str) -> str:
+    if suited:
+        return f'Use {" or ".join(suited)}'
+    return (
+        f'No registered {what} accepts kind {kind!r}: register one whose '
+        f"ACCEPTED_KINDS includes '{kind}'"
+    )
 
 
 def unknown_type_message(registry: Registry, key: str, name: str) -> str:
@@ -212,12 +227,12 @@ def _check_types(
         return
     if not isinstance(node, Mapping):
         return
-    kind = node.get('type')
-    if registry is not None and isinstance(kind, str):
-        if kind == 'Evaluator' and registry is METRICS:
+    type_name = node.get('type')
+    if registry is not None and isinstance(type_name, str):
+        if type_name == 'Evaluator' and registry is METRICS:
             registry = EVALUATOR
-        if _lookup(registry, kind) is None:
-            yield unknown_type_message(registry, f'{key}.type', kind)
+        if _lookup(registry, type_name) is None:
+            yield unknown_type_message(registry, f'{key}.type', type_name)
     for name, child in node.items():
         nested = (
             (METRICS, _same(METRICS))
@@ -299,10 +314,6 @@ def build_dataset_meta(cfg: Config, loader: str) -> Optional[dict]:
     return dict(dataset.metainfo, _type=inner['type'])
 
 
-def _class_key(task: str) -> str:
-    return 'classes' if task == 'semseg' else f'{task}_classes'
-
-
 def check_tasks(spec: Mapping, meta: Mapping, loader: str) -> List[str]:
     """``model.tasks`` (parsed) against the metainfo of ``loader``'s dataset."""
     problems = []
@@ -334,13 +345,13 @@ def check_tasks(spec: Mapping, meta: Mapping, loader: str) -> List[str]:
             )
             continue
         channels = task_cfg['channels']
-        if task_cfg['kind'] == 'segmentation':
-            classes = meta.get(_class_key(task))
+        if task_kind(task_cfg['kind']).has_classes:
+            classes = class_names(meta, task)
             if classes is not None and channels != len(classes):
                 problems.append(
                     f'model.tasks.{task}.channels={channels} but {key} '
                     f'({dataset}) has {len(classes)} {task} classes '
-                    f"(METAINFO['{_class_key(task)}']: "
+                    f"(METAINFO['{class_meta_key(meta, task, 'classes')}']: "
                     f'{few(classes)}). Set model.tasks.{task}.channels='
                     f'{len(classes)}, or choose the dataset whose classes you '
                     'mean.'
@@ -353,7 +364,7 @@ def check_kinds(spec: Mapping) -> List[str]:
     problems = []
     for task, task_cfg in spec.items():
         kind = task_cfg['kind']
-        allowed = KIND_CHANNELS.get(kind)
+        allowed = task_kind(kind).head_channels
         if allowed is not None and task_cfg['channels'] not in allowed:
             problems.append(
                 f'model.tasks.{task}.channels={task_cfg["channels"]}; a {kind} '
@@ -362,13 +373,13 @@ def check_kinds(spec: Mapping) -> List[str]:
             )
         loss = task_cfg.get('loss') or {}
         loss_type = loss.get('type') if isinstance(loss, Mapping) else None
-        fits = LOSS_KINDS.get(str(loss_type).split('.')[-1])
+        fits = accepted_kinds(MODELS, loss_type)
         if fits is not None and kind not in fits:
-            suited = [name for name, ks in LOSS_KINDS.items() if kind in ks]
+            suited = types_accepting(MODELS, kind)
             problems.append(
                 f'model.tasks.{task}.loss: {loss_type} is a loss for '
                 f"{' / '.join(fits)} tasks, but '{task}' is a {kind} task. "
-                f'Use {" or ".join(suited)} (or set model.tasks.{task}.kind).'
+                f'{_use(suited, "loss", kind)} (or set model.tasks.{task}.kind).'
             )
     return problems
 
@@ -388,7 +399,7 @@ def _task_metrics(evaluator) -> Iterator[Tuple[str, str, Mapping]]:
     for task, metric in (evaluator.get('task_metrics') or {}).items():
         if isinstance(metric, Mapping):
             yield f'@.task_metrics.{task}', task, metric
-    if str(evaluator.get('type')).split('.')[-1] in METRIC_KINDS:
+    if accepted_kinds(METRICS, evaluator.get('type')) is not None:
         task = evaluator.get('task')
         if task is not None:
             yield '@', task, evaluator
@@ -411,15 +422,15 @@ def check_metrics(cfg: Config, spec: Mapping, metas: Mapping) -> List[str]:
                 )
                 continue
             kind = spec[task]['kind']
-            fits = METRIC_KINDS.get(metric_type)
+            fits = accepted_kinds(METRICS, metric.get('type'))
             if fits is not None and kind not in fits:
-                suited = [n for n, ks in METRIC_KINDS.items() if kind in ks]
+                suited = types_accepting(METRICS, kind)
                 problems.append(
                     f'{key}: {metric_type} scores {" / ".join(fits)} tasks, but '
-                    f"'{task}' is a {kind} task. Use {' or '.join(suited)}."
+                    f"'{task}' is a {kind} task. {_use(suited, 'metric', kind)}."
                 )
                 continue
-            classes = meta.get(_class_key(task))
+            classes = class_names(meta, task)
             if (
                 metric_type == 'SegmentationMetric'
                 and classes is not None

@@ -1,5 +1,6 @@
 """MultiTaskEncoderDecoder: backbone -> neck -> multitask decoder, supervised per task and stage."""
 
+import copy
 import logging
 import math
 from collections import OrderedDict
@@ -12,12 +13,11 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
-from ctal_mm.structures import MultiTaskDataSample, get_task_kind
+from ctal_mm.structures import MultiTaskDataSample, get_task_kind, task_kind
 
 from .activation_checkpoint import checkpointed
 from .layer_init import check_layer_init, reset_to_pytorch_defaults
 from .mtl import JacobianDescent
-from .task_outputs import DEFAULT_LOSS, finalize_prediction
 
 
 def parse_task_spec(tasks: Mapping[str, Mapping]) -> 'OrderedDict[str, dict]':
@@ -30,16 +30,20 @@ def parse_task_spec(tasks: Mapping[str, Mapping]) -> 'OrderedDict[str, dict]':
     spec = OrderedDict()
     for name, cfg in tasks.items():
         cfg = dict(cfg)
-        kind = get_task_kind(
-            name, {name: cfg['kind']} if 'kind' in cfg else None
-        )
+        kind = get_task_kind(name, {name: cfg.get('kind')})
         if not isinstance(cfg.get('channels'), int) or cfg['channels'] < 1:
             raise ValueError(
                 f"model.tasks.{name} needs 'channels' (a positive int: the number "
                 f'of output channels), got {cfg.get("channels")!r}.'
             )
         cfg['kind'] = kind.name
-        cfg.setdefault('loss', DEFAULT_LOSS[kind.name])
+        if 'loss' not in cfg:
+            if kind.default_loss is None:
+                raise ValueError(
+                    f"model.tasks.{name} needs 'loss': kind {kind.name!r} has no "
+                    "default loss. Name one, e.g. loss=dict(type='MyLoss')."
+                )
+            cfg['loss'] = copy.deepcopy(dict(kind.default_loss))
         cfg.setdefault('weight', 1.0)
         spec[name] = cfg
     return spec
@@ -309,6 +313,6 @@ class MultiTaskEncoderDecoder(BaseModel):
             for task, logits in final.items():
                 x = logits[i : i + 1, :, top : H - bottom, left : W - right]
                 x = self._resize(x, ori_shape)
-                kind = self.tasks[task]['kind']
-                sample.set_pred(task, finalize_prediction(kind, x)[0])
+                kind = task_kind(self.tasks[task]['kind'])
+                sample.set_pred(task, kind.finalize(x)[0])
         return data_samples

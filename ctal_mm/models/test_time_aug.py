@@ -4,7 +4,8 @@ The test pipeline's ``TestTimeAug`` gives every image several views (by default 
 its horizontal mirror); each view goes through the model, its maps are cropped, mirrored back
 (normals' x negated) and resized to the original size, turned into averageable quantities
 (segmentation softmax, depth, unit normals, probabilities), averaged over the views, and
-finalised (segmentation argmax, normals renormalised).
+finalised (segmentation argmax, normals renormalised): each kind's ``tta_average`` and
+``tta_merge`` (ctal_mm/structures/task_kinds.py).
 """
 
 import copy
@@ -15,9 +16,7 @@ from mmengine.model import BaseTTAModel
 from torch import Tensor
 
 from ctal_mm.registry import MODELS
-from ctal_mm.structures import MultiTaskDataSample, get_task_kind
-
-from .task_outputs import finalize_prediction, unit_vectors
+from ctal_mm.structures import MultiTaskDataSample, task_kind
 
 
 def flip_tta_pipeline(test_pipeline: Sequence[dict]) -> List[dict]:
@@ -37,26 +36,21 @@ def flip_tta_pipeline(test_pipeline: Sequence[dict]) -> List[dict]:
 
 
 def soft_prediction(kind: str, logits: Tensor) -> Tensor:
-    """What is averaged over views: class probabilities, or the prediction itself."""
-    if kind == 'segmentation':
-        return logits.softmax(dim=1)
-    return finalize_prediction(kind, logits)
+    """What is averaged over views (the kind's ``tta_average``): class probabilities, or the
+    prediction itself."""
+    return task_kind(kind).averaged(logits)
 
 
 def merge_soft_predictions(kind: str, soft: Sequence[Tensor]) -> Tensor:
-    """The mean of the views' soft predictions (C x H x W each), finalised."""
+    """The mean of the views' soft predictions (C x H x W each), finalised (``tta_merge``)."""
     mean = torch.stack(list(soft)).mean(0)
-    if kind == 'segmentation':
-        return mean.argmax(dim=0, keepdim=True)
-    if kind == 'normals':
-        return unit_vectors(mean[None])[0]
-    return mean
+    return task_kind(kind).tta_merge(mean[None])[0]
 
 
 def unflip(kind: str, x: Tensor) -> Tensor:
     """Mirror back a B x C x H x W map of a horizontally flipped view."""
     x = x.flip(-1)
-    if get_task_kind('_', {'_': kind}).flip_negates_x:
+    if task_kind(kind).flip_negates_x:
         x = torch.cat([-x[:, :1], x[:, 1:]], dim=1)
     return x
 

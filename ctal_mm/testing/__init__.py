@@ -6,7 +6,6 @@ Like ``mmseg.testing``: nothing here reads data from disk.
 from typing import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
 
@@ -23,35 +22,38 @@ def random_multitask_samples(
 
     Each task map has the value range of its kind and a region the metrics
     and losses must skip: an ignored band (labels, edges, saliency: 255),
-    invalid depth (0), invalid normals (all zero).
+    invalid depth (0), invalid normals (all zero); drawn by the kind's
+    ``random_gt`` (ctal_mm/structures/task_kinds.py).
 
     Args:
         tasks: the model's task spec (``{name: dict(kind=..., channels=...)}``).
         size: (H, W) of the maps.
     """
     size = tuple(size)
+    kinds = {
+        name: get_task_kind(name, {name: spec.get('kind')})
+        for name, spec in tasks.items()
+    }
     g = torch.Generator().manual_seed(seed)
     samples = []
     for _ in range(n):
+        # task_kinds as PackMultiTaskInputs sets it, so kinds of any name pad correctly
         sample = MultiTaskDataSample(
-            metainfo=dict(ori_shape=size, img_shape=size)
+            metainfo=dict(
+                ori_shape=size,
+                img_shape=size,
+                task_kinds={name: kind.name for name, kind in kinds.items()},
+            )
         )
         for name, spec in tasks.items():
-            kind = spec.get('kind') or get_task_kind(name).name
-            if kind == 'segmentation':
-                gt = torch.randint(
-                    0, spec['channels'], (1, *size), generator=g
+            kind = kinds[name]
+            if kind.random_gt is None:
+                raise ValueError(
+                    f'Task {name!r}: kind {kind.name!r} has no random_gt, so '
+                    'ctal_mm.testing cannot draw its ground truth; give its '
+                    'TaskKind a random_gt(size, channels, generator).'
                 )
-                gt[:, :2] = 255  # an ignored band
-            elif kind == 'depth':
-                gt = torch.rand(1, *size, generator=g) + 0.5
-                gt[:, :, :3] = 0  # invalid depth
-            elif kind == 'normals':
-                gt = F.normalize(torch.randn(3, *size, generator=g), dim=0)
-                gt[:, -2:] = 0  # invalid normals
-            else:  # edge, saliency: binary maps with an ignored band
-                gt = torch.randint(0, 2, (1, *size), generator=g)
-                gt[:, -2:] = 255
+            gt = kind.random_gt(size, spec['channels'], g)
             sample.set_gt(name, gt)
         samples.append(sample)
     return samples

@@ -10,9 +10,12 @@ from mmengine.visualization import Visualizer
 
 from ctal_mm.registry import VISUALIZERS
 from ctal_mm.structures import (
-    DEFAULT_TASK_KIND,
     MultiTaskDataSample,
+    class_names,
+    class_palette,
     get_task_kind,
+    task_display_order,
+    task_kinds_of,
 )
 from ctal_mm.utils.misc import to_numpy
 
@@ -79,15 +82,17 @@ class MultiTaskVisualizer(Visualizer):
     image and the tasks' tiles fill a grid of at most ``max_columns`` columns. Every tile is
     titled. A map the sample lacks shows as a gray "no ground truth" / "no prediction" tile.
 
-    How each task kind is drawn lives in :mod:`ctal_mm.visualization.task_drawers`
-    (segmentation: palette blended on the image, ignore black; depth: colour map with one range
-    for gt and pred, invalid black; normals: RGB = (n + 1) / 2; edge and saliency: gray levels).
+    Each task is drawn by the drawer its kind names (``TaskKind.drawer``, the functions of
+    :mod:`ctal_mm.visualization.task_drawers`: segmentation: palette blended on the image,
+    ignore black; depth: colour map with one range for gt and pred, invalid black; normals:
+    RGB = (n + 1) / 2; edge and saliency: gray levels).
 
     Colours and names come from ``dataset_meta`` (set it as in MMSegmentation:
-    ``visualizer.dataset_meta = dataset.metainfo``): ``<task>_palette`` / ``<task>_classes``, and
-    for ``semseg`` also ``palette`` / ``classes``; missing palettes are generated
+    ``visualizer.dataset_meta = dataset.metainfo``) through
+    :mod:`ctal_mm.structures.dataset_meta` (``<task>_palette`` / ``<task>_classes``, and for
+    ``semseg`` MMSeg's ``palette`` / ``classes``); missing palettes are generated
     deterministically. Task kinds come from the sample's ``task_kinds`` meta, then
-    ``dataset_meta['task_kinds']``, then the default kinds of the task names.
+    ``dataset_meta['task_kinds']``, then the usual kinds of the reference datasets' task names.
 
     Args:
         name: name of the instance.
@@ -142,10 +147,9 @@ class MultiTaskVisualizer(Visualizer):
         return self.dataset_meta or {}
 
     def _task_kinds(self, sample: Optional[MultiTaskDataSample]) -> Dict:
-        kinds = dict(self._meta().get('task_kinds') or {})
-        if sample is not None:
-            kinds.update(sample.metainfo.get('task_kinds') or {})
-        return kinds
+        return task_kinds_of(
+            None if sample is None else sample.metainfo, self._meta()
+        )
 
     def _tasks_to_draw(
         self, sample: MultiTaskDataSample, roles: Sequence[str], kinds: Dict
@@ -157,21 +161,14 @@ class MultiTaskVisualizer(Visualizer):
             present.update(sample.gt_tasks)
         if 'pred' in roles:
             present.update(sample.pred_tasks)
-        order = list(kinds) + list(DEFAULT_TASK_KIND)
-        rank = {task: i for i, task in reversed(list(enumerate(order)))}
-        return sorted(present, key=lambda t: (rank.get(t, len(order)), t))
+        return task_display_order(present, kinds)
 
     def _style(self, task: str, with_labels: bool) -> DrawStyle:
-        meta = self._meta()
-        palette = meta.get(f'{task}_palette')
-        classes = meta.get(f'{task}_classes')
-        if task == 'semseg':
-            palette = palette if palette is not None else meta.get('palette')
-            classes = classes if classes is not None else meta.get('classes')
+        palette = class_palette(self._meta(), task)
         return DrawStyle(
             task=task,
             palette=None if palette is None else np.asarray(palette),
-            classes=classes,
+            classes=class_names(self._meta(), task),
             alpha=self.alpha,
             with_labels=with_labels,
             colormap=self.colormap,
@@ -233,8 +230,8 @@ class MultiTaskVisualizer(Visualizer):
             tiles = {}
             note = ''
             if present:
-                kind = get_task_kind(task, kinds).name
-                drawing = get_task_drawer(kind)(
+                kind = get_task_kind(task, kinds)
+                drawing = get_task_drawer(kind.drawer)(
                     image, present, self._style(task, with_labels)
                 )
                 tiles, note = drawing.tiles, drawing.note

@@ -1,11 +1,13 @@
-"""How each task kind is drawn: one drawer function per kind, in one table.
+"""How task maps are drawn: drawer functions registered by name.
 
-A drawer receives the sample's image and the maps of one task (ground truth and/or prediction,
-already numpy C x H x W arrays at the image's size, following the conventions of
+Each task kind names its drawer (:attr:`ctal_mm.structures.TaskKind.drawer`, by default the
+kind's own name): ``segmentation``, ``depth``, ``normals``, and ``gray_probability`` for edge and
+saliency. A drawer receives the sample's image and the maps of one task (ground truth and/or
+prediction, already numpy C x H x W arrays at the image's size, following the conventions of
 :mod:`ctal_mm.structures.task_kinds`) and returns one RGB uint8 tile per map. Drawing gt and pred
 together lets a drawer give both the same scale (depth shares one value range per sample).
 
-A new task kind is one function::
+A new task kind that no drawer fits is one function, registered under the kind's name::
 
     @register_task_drawer('my_kind')
     def draw_my_kind(image, maps, style):
@@ -70,31 +72,33 @@ Drawer = Callable[[np.ndarray, Dict[str, np.ndarray], DrawStyle], TaskDrawing]
 TASK_DRAWERS: Dict[str, Drawer] = {}
 
 
-def register_task_drawer(kind: str, force: bool = False):
-    """Register ``fn(image, maps, style) -> TaskDrawing`` as the drawer of ``kind``."""
+def register_task_drawer(name: str, force: bool = False):
+    """Register ``fn(image, maps, style) -> TaskDrawing`` as the drawer called ``name`` (the
+    ``drawer`` a :class:`~ctal_mm.structures.TaskKind` names; by default its kind's name)."""
 
     def _register(fn: Drawer) -> Drawer:
-        if kind in TASK_DRAWERS and not force:
+        if name in TASK_DRAWERS and not force:
             raise KeyError(
-                f'Task kind {kind!r} already has a drawer '
-                f'({TASK_DRAWERS[kind].__name__}); pass force=True to '
+                f'Drawer name {name!r} already has a drawer '
+                f'({TASK_DRAWERS[name].__name__}); pass force=True to '
                 'replace it.'
             )
-        TASK_DRAWERS[kind] = fn
+        TASK_DRAWERS[name] = fn
         return fn
 
     return _register
 
 
-def get_task_drawer(kind: str) -> Drawer:
-    if kind not in TASK_DRAWERS:
+def get_task_drawer(name: str) -> Drawer:
+    """The drawer called ``name`` (a task kind's ``drawer``)."""
+    if name not in TASK_DRAWERS:
         raise KeyError(
-            f'No drawer for task kind {kind!r}; kinds with drawers: '
-            f'{sorted(TASK_DRAWERS)}. Register one with '
-            '@ctal_mm.visualization.register_task_drawer'
-            f'({kind!r}).'
+            f'No drawer {name!r} (a task kind names its drawer in '
+            f'TaskKind.drawer); registered drawers: {sorted(TASK_DRAWERS)}. '
+            'Register one with @ctal_mm.visualization.register_task_drawer'
+            f'({name!r}).'
         )
-    return TASK_DRAWERS[kind]
+    return TASK_DRAWERS[name]
 
 
 def generated_palette(num_colours: int) -> np.ndarray:
@@ -306,6 +310,7 @@ def draw_normals(
     return TaskDrawing(tiles)
 
 
+@register_task_drawer('gray_probability')
 def draw_gray_probability(
     image: np.ndarray, maps: Dict[str, np.ndarray], style: DrawStyle
 ) -> TaskDrawing:
@@ -326,7 +331,3 @@ def draw_gray_probability(
             tile[ignored] = GRAY_MAP_IGNORE_COLOUR
         tiles[role] = tile
     return TaskDrawing(tiles)
-
-
-register_task_drawer('edge')(draw_gray_probability)
-register_task_drawer('saliency')(draw_gray_probability)

@@ -18,9 +18,8 @@ from ctal_mm.apis import (
     read_prediction_file,
     task_palette,
 )
-from ctal_mm.models.task_outputs import finalize_prediction, unit_vectors
 from ctal_mm.models.test_time_aug import MultiTaskTTAModel
-from ctal_mm.structures import MultiTaskDataSample
+from ctal_mm.structures import MultiTaskDataSample, task_kind, unit_vectors
 from ctal_mm.utils.model_weights import CheckpointMismatchError
 from ctal_mm.visualization.task_drawers import DrawStyle, draw_depth
 
@@ -230,7 +229,7 @@ def _by_hand_flip_tta(model, bgr):
                 0
             ]
         else:
-            soft = [finalize_prediction(kind, v) for v in views]
+            soft = [task_kind(kind).finalize(v) for v in views]
             out[task] = ((soft[0] + soft[1]) / 2)[0]
     return out
 

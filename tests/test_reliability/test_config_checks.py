@@ -97,6 +97,84 @@ def test_losses_metrics_and_channels_that_do_not_fit_the_kind():
     assert 'Use DepthMetric' in metric
 
 
+def test_kind_messages_name_the_loss_metric_and_the_fix_in_full():
+    cfg = _demo()
+    cfg.model.tasks.depth.loss = dict(type='MTCrossEntropyLoss')
+    cfg.val_evaluator.task_metrics.depth = dict(type='SegmentationMetric')
+    loss, metric = sorted(_problems(cfg))
+    assert loss == (
+        'model.tasks.depth.loss: MTCrossEntropyLoss is a loss for '
+        "segmentation / edge / saliency tasks, but 'depth' is a depth task. "
+        'Use MaskedL1DepthLoss (or set model.tasks.depth.kind).'
+    )
+    assert metric == (
+        'val_evaluator.task_metrics.depth: SegmentationMetric scores '
+        "segmentation tasks, but 'depth' is a depth task. Use DepthMetric."
+    )
+
+
+def test_accepted_kinds_are_read_from_the_registered_classes(monkeypatch):
+    from torch import nn
+
+    from ctal_mm.engine.config_checks import check_kinds
+    from ctal_mm.models.multitask_model import parse_task_spec
+    from ctal_mm.registry import MODELS
+    from ctal_mm.structures import TASK_KINDS, TaskKind
+
+    class DepthOnlyTestLoss(nn.Module):
+        ACCEPTED_KINDS = ('depth',)
+
+    class UndeclaredTestLoss(nn.Module):
+        pass
+
+    for cls in (DepthOnlyTestLoss, UndeclaredTestLoss):
+        MODELS.register_module(module=cls)
+    try:
+        cfg = _demo()
+        cfg.model.tasks.semseg.loss = dict(type='DepthOnlyTestLoss')
+        cfg.model.tasks.normals.loss = dict(type='UndeclaredTestLoss')
+        (problem,) = _problems(
+            cfg
+        )  # a loss without ACCEPTED_KINDS: not checked
+        assert problem.startswith(
+            'model.tasks.semseg.loss: DepthOnlyTestLoss is a loss for depth '
+            "tasks, but 'semseg' is a segmentation task. Use MTCrossEntropyLoss"
+        ), problem
+        cfg.model.tasks.semseg.loss = dict(type='MTCrossEntropyLoss')
+        cfg.model.tasks.depth.loss = dict(type='DepthOnlyTestLoss')
+        check_config(cfg)
+        # a kind no registered loss accepts: the message says what to register
+        monkeypatch.setitem(
+            TASK_KINDS, 'heat', TaskKind('heat', 1, -1.0, is_label=False)
+        )
+        spec = parse_task_spec(
+            dict(
+                temp=dict(
+                    kind='heat', channels=1, loss=cfg.model.tasks.depth.loss
+                )
+            )
+        )
+        (problem,) = check_kinds(spec)
+        assert problem == (
+            'model.tasks.temp.loss: DepthOnlyTestLoss is a loss for depth tasks, '
+            "but 'temp' is a heat task. No registered loss accepts kind 'heat': "
+            "register one whose ACCEPTED_KINDS includes 'heat' (or set "
+            'model.tasks.temp.kind).'
+        )
+    finally:
+        for cls in (DepthOnlyTestLoss, UndeclaredTestLoss):
+            MODELS._module_dict.pop(cls.__name__, None)
+
+
+def test_every_kind_default_loss_accepts_its_kind():
+    from ctal_mm.engine.config_checks import accepted_kinds
+    from ctal_mm.registry import MODELS
+    from ctal_mm.structures import TASK_KINDS
+
+    for name, kind in TASK_KINDS.items():
+        assert name in accepted_kinds(MODELS, kind.default_loss['type'])
+
+
 def test_unknown_types_list_the_close_names():
     cfg = _demo(**{'model.decoder.type': 'CTALDecodr'})
     cfg.train_dataloader.dataset.pipeline[1].type = 'MultiTaskRandomFlp'

@@ -17,10 +17,17 @@ from ctal_mm.datasets.transforms import (
     PackMultiTaskInputs,
 )
 from ctal_mm.models.data_preprocessor import MultiTaskDataPreProcessor
-from ctal_mm.structures import DEFAULT_TASK_KIND, IGNORE_INDEX, get_task_kind
+from ctal_mm.structures import IGNORE_INDEX, get_task_kind
 
 # every task name the project knows by default, with its kind
-KINDS = DEFAULT_TASK_KIND
+KINDS = dict(
+    semseg='segmentation',
+    human_parts='segmentation',
+    depth='depth',
+    normals='normals',
+    edge='edge',
+    saliency='saliency',
+)
 CLASSES = dict(semseg=13, human_parts=7)
 NORMAL = np.array([0.6, 0.0, 0.8], np.float32)
 # An anchor task every sample carries: the pixel's id + 256 (never 255, the ignore value), so

@@ -96,7 +96,8 @@ def test_gt_and_pred_panel_has_image_on_top_and_a_row_per_task():
         style = DrawStyle(
             task=task, palette=np.array(PALETTE), alpha=0.5, with_labels=False
         )
-        tiles = get_task_drawer(kinds[task])(img, maps, style).tiles
+        drawer = TASK_KINDS[kinds[task]].drawer
+        tiles = get_task_drawer(drawer)(img, maps, style).tiles
         for col, role in enumerate(['gt', 'pred']):
             np.testing.assert_array_equal(
                 tile_at(panel, row, col, 2, True), tiles[role]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ctal_mm.structures import IGNORE_INDEX
+from ctal_mm.structures import IGNORE_INDEX, TASK_KINDS, task_kind
 from ctal_mm.visualization import (
     TASK_DRAWERS,
     DrawStyle,
@@ -22,7 +22,7 @@ GRAY_IMAGE = np.full((H, W, 3), 100, np.uint8)
 
 def draw(kind, maps, **style):
     style = DrawStyle(task=style.pop('task', kind), **style)
-    return get_task_drawer(kind)(GRAY_IMAGE, maps, style)
+    return get_task_drawer(task_kind(kind).drawer)(GRAY_IMAGE, maps, style)
 
 
 def test_segmentation_blends_palette_colour_and_blacks_out_ignore():
@@ -158,10 +158,6 @@ def test_drawer_registry_rejects_duplicates_and_names_known_kinds():
         register_task_drawer('depth')(lambda image, maps, style: None)
     with pytest.raises(KeyError, match='register_task_drawer'):
         get_task_drawer('no_such_kind')
-    assert set(TASK_DRAWERS) >= {
-        'segmentation',
-        'depth',
-        'normals',
-        'edge',
-        'saliency',
-    }
+    kinds = {'segmentation', 'depth', 'normals', 'edge', 'saliency'}
+    assert kinds <= set(TASK_KINDS)
+    assert {TASK_KINDS[k].drawer for k in TASK_KINDS} <= set(TASK_DRAWERS)

@@ -29,7 +29,7 @@ from ctal_mm.datasets.transforms import (
     MultiTaskResize,
 )
 from ctal_mm.registry import MODELS
-from ctal_mm.structures import MultiTaskDataSample
+from ctal_mm.structures import MultiTaskDataSample, task_kind
 from ctal_mm.utils import register_all_modules
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -85,13 +85,13 @@ def _batch(model, size, seed):
     inputs = torch.rand(B, 3, H, W, generator=g)
     samples = [MultiTaskDataSample() for _ in range(B)]
     for task, spec in model.tasks.items():
-        kind = spec['kind']
-        if kind == 'depth':
+        kind = task_kind(spec['kind'])
+        if kind.is_distance:
             gt = torch.rand(B, 1, H, W, generator=g) * 5 + 0.5
-        elif kind == 'normals':
+        elif kind.is_unit_vector:
             gt = F.normalize(torch.randn(B, 3, H, W, generator=g), dim=1)
         else:
-            classes = spec['channels'] if kind == 'segmentation' else 2
+            classes = spec['channels'] if kind.has_classes else 2
             gt = torch.randint(0, classes, (B, 1, H, W), generator=g)
         for i, sample in enumerate(samples):
             sample.set_gt(task, gt[i])

@@ -1,15 +1,18 @@
 """Geometric transforms that move the image and every task map together.
 
 Which maps exist and how each one is resized, flipped and padded comes from
-``results['task_kinds']`` and :func:`ctal_mm.structures.get_task_kind`, never from task names:
+``results['task_kinds']`` and the :class:`~ctal_mm.structures.TaskKind` of each map, never from
+task or kind names:
 
-* label kinds (segmentation, edge, saliency): nearest-neighbour resizing, padding with 255;
-* depth: nearest-neighbour resizing (so invalid zeros never blend into valid depths), optionally
-  divided by the scale factor (``depth_mode``), padding with 0;
-* unit-vector kinds (normals): ``normals_interpolation='bilinear'``: bilinear resizing then
-  renormalisation, with the invalid (all-zero) region resized by nearest neighbour;
-  ``'nearest'``: nearest-neighbour resizing, every vector kept as it is (the PASCAL reference,
-  which resizes every map by nearest neighbour); a horizontal flip negates x; padding with 0.
+* label kinds (``is_label``: segmentation, edge, saliency): nearest-neighbour resizing;
+* other kinds: nearest-neighbour resizing (so invalid zeros never blend into valid values);
+  distances (``is_distance``: depth) optionally divided by the scale factor (``depth_mode``);
+* unit-vector kinds (``is_unit_vector``: normals): ``normals_interpolation='bilinear'``:
+  bilinear resizing then renormalisation, with the invalid (all-zero) region resized by nearest
+  neighbour; ``'nearest'``: nearest-neighbour resizing, every vector kept as it is (the PASCAL
+  reference, which resizes every map by nearest neighbour);
+* a horizontal flip negates channel 0 of kinds with ``flip_negates_x`` (normals);
+* padding with the kind's ``ignore_value`` (255 for labels, 0 for depth and normals).
 
 Nearest-neighbour resizing uses OpenCV's ``INTER_NEAREST_EXACT`` (pixel-centre sampling, like the
 bilinear resizing of the image) rather than mmcv's ``'nearest'`` (``INTER_NEAREST``, which samples
@@ -39,11 +42,6 @@ def task_maps(results: dict) -> Iterator[Tuple[str, TaskKind]]:
         key = f'gt_{task}'
         if key in results:
             yield key, get_task_kind(task, kinds)
-
-
-def is_unit_vector_kind(kind: TaskKind) -> bool:
-    """Continuous multi-channel maps of unit vectors (surface normals)."""
-    return not kind.is_label and kind.channels > 1
 
 
 def resize_nearest(array: np.ndarray, size_wh: Tuple[int, int]) -> np.ndarray:
@@ -76,17 +74,18 @@ def resize_task_map(
 ) -> np.ndarray:
     """Resize one task map to ``size_wh`` = (w, h) according to its kind.
 
-    ``depth_scale`` is the image's scale factor; with ``depth_mode='divide'`` depths are divided
-    by it (MTAN's convention: an image enlarged s times looks like a camera s times closer).
+    ``depth_scale`` is the image's scale factor; with ``depth_mode='divide'`` distances (depth)
+    are divided by it (MTAN's convention: an image enlarged s times looks like a camera s times
+    closer).
     """
     if kind.is_label:
         return resize_nearest(array, size_wh)
-    if is_unit_vector_kind(kind):
+    if kind.is_unit_vector:
         if normals_interpolation == 'nearest':
             return resize_nearest(array, size_wh)
         return resize_unit_vectors(array, size_wh)
     resized = resize_nearest(array, size_wh)
-    if kind.name == 'depth' and depth_mode == 'divide':
+    if kind.is_distance and depth_mode == 'divide':
         resized = resized / np.float32(depth_scale)
     return resized.astype(array.dtype)
 
@@ -320,7 +319,8 @@ class MultiTaskRandomFlip(BaseTransform):
 
 
 def segmentation_task(results: dict, task: Optional[str]) -> Optional[str]:
-    """The ``gt_<task>`` key used for ``cat_max_ratio``: ``task``, or the first segmentation map."""
+    """The ``gt_<task>`` key used for ``cat_max_ratio``: ``task``, or the first map of a kind
+    with classes (segmentation)."""
     kinds = results.get('task_kinds', {})
     if task is not None:
         if f'gt_{task}' not in results:
@@ -331,7 +331,7 @@ def segmentation_task(results: dict, task: Optional[str]) -> Optional[str]:
             )
         return f'gt_{task}'
     for key, kind in task_maps(results):
-        if kind.name == 'segmentation':
+        if kind.has_classes:
             return key
     return None
 

@@ -15,7 +15,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from ctal_mm.registry import TRANSFORMS
-from ctal_mm.structures import IGNORE_INDEX, get_task_kind
+from ctal_mm.structures import IGNORE_INDEX, get_task_kind, task_kind
 
 from ..file_io import (
     DataFileError,
@@ -225,7 +225,7 @@ def check_gt(
     gt: np.ndarray, task: str, kind_name: str, path: str, shape
 ) -> None:
     """Raise :class:`DataFileError` unless ``gt`` follows the pipeline convention of its kind."""
-    kind = get_task_kind(task, {task: kind_name})
+    kind = task_kind(kind_name)
     want_shape = tuple(shape) + ((kind.channels,) if kind.channels > 1 else ())
     want_dtype = np.uint8 if kind.is_label else np.float32
     if tuple(gt.shape) != want_shape or gt.dtype != want_dtype:
@@ -333,7 +333,7 @@ class LoadMultiTaskAnnotations(BaseTransform):
                     f'registered: {sorted(GT_DECODERS)}.'
                 )
             gt = GT_DECODERS[name](shape=shape, **options)
-            kind_name = kinds.get(task) or get_task_kind(task).name
+            kind_name = get_task_kind(task, kinds).name
             check_gt(gt, task, kind_name, options.get('path'), shape)
             results[f'gt_{task}'] = gt
             loaded[task] = kind_name

@@ -58,6 +58,7 @@ class EdgeMetric(BaseTaskMetric):
         pos_weight: the positive weight of the BCE proxy.
     """
 
+    ACCEPTED_KINDS = ('edge',)
     LOWER_IS_BETTER = frozenset({'bce_loss'})
 
     def __init__(

@@ -5,10 +5,11 @@ ctal_mm/structures/task_kinds.py) from the data samples, keeps small per-image s
 ``process`` (a confusion matrix, sums, histograms), and reduces them split-wide in
 ``compute_metrics``; mmengine gathers ``self.results`` from every rank first, so the numbers do
 not depend on how the split was divided. ``LOWER_IS_BETTER`` declares each metric's direction
-once; the multitask metric uses it for delta_m.
+once; the multitask metric uses it for delta_m. ``ACCEPTED_KINDS`` names the task kinds a metric
+scores (the config checks read it).
 """
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
@@ -16,7 +17,7 @@ from mmengine.logging import MMLogger, print_log
 from prettytable import PrettyTable
 
 from ctal_mm.registry import METRICS
-from ctal_mm.structures import IGNORE_INDEX
+from ctal_mm.structures import IGNORE_INDEX, class_names
 from ctal_mm.utils.misc import to_numpy
 
 
@@ -33,6 +34,8 @@ class BaseTaskMetric(BaseMetric):
     """
 
     LOWER_IS_BETTER: frozenset = frozenset()
+    # the task kinds the metric scores; None: not declared (the config checks skip it)
+    ACCEPTED_KINDS: Optional[Tuple[str, ...]] = None
     # '' (not None): no prefix on the metric names, as MultiTaskMetric prefixes the task
     # itself, and no mmengine warning that the prefix is not set
     default_prefix = ''
@@ -121,6 +124,7 @@ class SegmentationMetric(BaseTaskMetric):
         background_index: the background class for ``only_images_with_labels``.
     """
 
+    ACCEPTED_KINDS = ('segmentation',)
     LOWER_IS_BETTER = frozenset()
 
     def __init__(
@@ -191,10 +195,7 @@ class SegmentationMetric(BaseTaskMetric):
         return dict(mIoU=miou * 100, pixel_acc=acc * 100)
 
     def _log_table(self, iou):
-        meta = self.dataset_meta or {}
-        names = meta.get(
-            'classes' if self.task == 'semseg' else f'{self.task}_classes'
-        )
+        names = class_names(self.dataset_meta, self.task)
         if names is None or len(names) != len(iou):
             names = [str(i) for i in range(len(iou))]
         table = PrettyTable(['class', 'IoU'])
@@ -221,6 +222,7 @@ class DepthMetric(BaseTaskMetric):
     predicts negative depths would be scored on values no depth can take).
     """
 
+    ACCEPTED_KINDS = ('depth',)
     LOWER_IS_BETTER = frozenset({'abs_err', 'rel_err', 'rmse', 'log_rmse'})
 
     def __init__(self, task: str = 'depth', **kwargs):
@@ -277,6 +279,7 @@ class NormalsMetric(BaseTaskMetric):
             (transformer reference); ``'acos'``: acos of the clamped dot product (CNN reference).
     """
 
+    ACCEPTED_KINDS = ('normals',)
     LOWER_IS_BETTER = frozenset({'mean', 'median', 'rmse'})
     BIN = 0.01
 
@@ -350,6 +353,7 @@ class SaliencyMetric(BaseTaskMetric):
             numbers published with that bug.
     """
 
+    ACCEPTED_KINDS = ('saliency',)
     THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
     BETA2 = 0.3
 

@@ -7,6 +7,7 @@ Every loss takes ``(logits, gt)`` with logits B x C x H x W (raw head outputs, a
 ground truth's size) and gt in ctal_mm's convention (see ctal_mm/structures/task_kinds.py), and
 returns a scalar. Pixels without a label never contribute; a batch without any valid pixel
 gives a zero loss that still carries a gradient path (so DDP sees every parameter used).
+``ACCEPTED_KINDS`` names the task kinds a loss is written for (the config checks read it).
 """
 
 import torch
@@ -14,9 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
-from ctal_mm.structures import IGNORE_INDEX
-
-from ..task_outputs import unit_vectors
+from ctal_mm.structures import IGNORE_INDEX, unit_vectors
 
 
 def _zero(logits: Tensor) -> Tensor:
@@ -30,6 +29,8 @@ class MTCrossEntropyLoss(nn.Module):
     The CNN reference applies log-softmax then NLL, the transformer one cross-entropy: the same
     function. A batch without any labelled pixel (e.g. no person for human parts) gives 0.
     """
+
+    ACCEPTED_KINDS = ('segmentation', 'edge', 'saliency')
 
     def __init__(self, ignore_index: int = IGNORE_INDEX):
         super().__init__()
@@ -45,6 +46,8 @@ class MTCrossEntropyLoss(nn.Module):
 @MODELS.register_module()
 class MaskedL1DepthLoss(nn.Module):
     """L1 over pixels with valid depth (gt > 0), divided by their count (MTAN / CTAL CNN)."""
+
+    ACCEPTED_KINDS = ('depth',)
 
     def forward(self, logits: Tensor, gt: Tensor) -> Tensor:
         valid = gt > 0
@@ -68,6 +71,7 @@ class NormalsLoss(nn.Module):
             normals loss, which counts valid elements).
     """
 
+    ACCEPTED_KINDS = ('normals',)
     MODES = ('cosine', 'l1', 'l1_elementwise')
 
     def __init__(self, mode: str = 'cosine'):
@@ -98,6 +102,8 @@ class BalancedBCEEdgeLoss(nn.Module):
     loss = mean over labelled pixels of  w * y * -log p + (1 - w) * (1 - y) * -log(1 - p), with
     the fixed positive weight w (0.95 in the reference, as in MTI-Net/ATRC).
     """
+
+    ACCEPTED_KINDS = ('edge', 'saliency')
 
     def __init__(
         self, pos_weight: float = 0.95, ignore_index: int = IGNORE_INDEX
@@ -143,6 +149,7 @@ class BalancedSaliencyLoss(nn.Module):
     with 1 channel, the binary cross-entropy of the logit.
     """
 
+    ACCEPTED_KINDS = ('saliency', 'edge')
     NORMALIZE = ('valid_pixels', 'weights')
 
     def __init__(
