@@ -1,23 +1,10 @@
 #!/usr/bin/env bash
 # Distributed testing with torchrun: tools/dist_test.sh CONFIG CHECKPOINT NPROC [test.py args...]
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT (tools/launchers.sh).
 set -euo pipefail
 CONFIG=$1
 CHECKPOINT=$2
 NPROC=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --master_port="$PORT" \
-    --nproc_per_node="$NPROC" \
-    "$(dirname "$0")/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+# shellcheck source=tools/launchers.sh
+source "$(dirname "$0")/launchers.sh"
+torchrun_tool test.py "$NPROC" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"

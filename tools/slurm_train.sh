@@ -12,11 +12,8 @@ set -euo pipefail
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
-GPUS=${GPUS:-4}
-GPUS_PER_NODE=${GPUS_PER_NODE:-4}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
+# shellcheck source=tools/launchers.sh
+source "$(dirname "$0")/launchers.sh"
 MAX_RESTARTS=${MAX_RESTARTS:-100}
 REQUEUE_EXIT_CODE=75 # tools/train.py after a SIGTERM / SIGUSR1 checkpoint
 PY_ARGS=("${@:4}")
@@ -59,17 +56,7 @@ trap 'forward TERM' TERM
 restarts=0
 while true; do
     # srun in the background: bash runs a trap only once the foreground command ends
-    # shellcheck disable=SC2086
-    PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
-    srun -p "$PARTITION" \
-        --job-name="$JOB_NAME" \
-        --gres=gpu:"$GPUS_PER_NODE" \
-        --ntasks="$GPUS" \
-        --ntasks-per-node="$GPUS_PER_NODE" \
-        --cpus-per-task="$CPUS_PER_TASK" \
-        --kill-on-bad-exit=1 \
-        $SRUN_ARGS \
-        "$PYTHON" -u "$(dirname "$0")/train.py" "$CONFIG" --launcher=slurm "${PY_ARGS[@]}" &
+    srun_tool "$PARTITION" "$JOB_NAME" train.py "$CONFIG" --launcher=slurm "${PY_ARGS[@]}" &
     SRUN_PID=$!
     # `wait` returns early when a trap runs; wait again until srun has ended
     while kill -0 "$SRUN_PID" 2>/dev/null; do
