@@ -298,7 +298,8 @@ class NonFiniteLossHook(Hook):
 
     def _describe(self, terms, local, shared, total, args, kwargs) -> str:
         runner = self._runner
-        tasks = list(getattr(self._model, 'tasks', None) or [])
+        model = getattr(self, '_model', None)
+        tasks = list(getattr(model, 'tasks', None) or [])
         bad = []
         for index, (key, values) in enumerate(terms.items()):
             if not shared[index]:
