@@ -17,6 +17,7 @@ from ctal_mm.structures import MultiTaskDataSample, get_task_kind, task_kind
 
 from .activation_checkpoint import checkpointed
 from .layer_init import check_layer_init, reset_to_pytorch_defaults
+from .losses.loss_keys import format_loss_dict
 from .mtl import JacobianDescent
 
 
@@ -54,10 +55,13 @@ class MultiTaskEncoderDecoder(BaseModel):
     """A dense multitask model assembled from config.
 
     ``decoder(features)`` returns ``{stage: {task: logits}}`` (e.g. ``initial`` and ``final``);
-    every stage is upsampled to the input size and supervised with the task's loss; the losses
-    come back as ``'<stage>.<task>.loss'``, already weighted. ``predict`` uses the ``final``
-    stage, removes the padding the data preprocessor added, resizes to each image's original
-    size and stores ``pred_<task>`` in ctal_mm's convention.
+    every stage is upsampled to the input size and supervised with the task's loss; the
+    loss weighting combines the terms, keyed ``(stage, task)`` (and ``ExtraTerm`` for its
+    regularisers, :mod:`ctal_mm.models.losses.loss_keys`), and they come back as
+    ``'<stage>.<task>.loss'`` (``'<task>.uncertainty_reg.loss'``, ...), already weighted.
+    ``predict`` uses the ``final`` stage, removes the padding the data preprocessor added,
+    resizes to each image's original size and stores ``pred_<task>`` in ctal_mm's
+    convention.
 
     Args:
         backbone: backbone config (e.g. mmseg's HRNet or mmpretrain's SwinTransformerV2).
@@ -212,12 +216,12 @@ class MultiTaskEncoderDecoder(BaseModel):
         raw = {}
         for stage, preds in outputs.items():
             for task, logits in preds.items():
-                raw[f'{stage}.{task}'] = self.losses[task](logits, gts[task])
+                raw[stage, task] = self.losses[task](logits, gts[task])
         weights = {task: cfg['weight'] for task, cfg in self.tasks.items()}
         weighted = self.loss_weighting(raw, weights)
-        # every term, regularisers included, ends in '.loss': mmengine's
-        # parse_losses sums only keys containing 'loss' into the total
-        return {f'{key}.loss': value for key, value in weighted.items()}
+        # string keys from here on: mmengine's parse_losses and the log need
+        # them, and sum only keys containing 'loss' into the total
+        return format_loss_dict(weighted)
 
     def _count_unlabelled(self, gts: Dict[str, Tensor], data_samples) -> None:
         """Count, per task, the batches without one labelled pixel (their loss is 0, the

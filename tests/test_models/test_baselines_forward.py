@@ -9,6 +9,7 @@ from mmengine.config import Config
 
 import ctal_mm.models.single_task  # noqa: F401  (registers the STL model)
 from ctal_mm.models.decoders.papnet import diffuse, pap_affinity
+from ctal_mm.models.losses.loss_keys import ExtraTerm
 from ctal_mm.registry import MODELS
 from ctal_mm.testing import random_multitask_samples
 from ctal_mm.utils import register_all_modules
@@ -147,18 +148,18 @@ def test_multi_scale_stages_are_averaged():
     cfg = load('mtinet', 'hrnet18s')
     model = MODELS.build(cfg)
     raw = {
-        f'{stage}.depth': torch.tensor(2.0)
+        (stage, 'depth'): torch.tensor(2.0)
         for stage in ('scale_0', 'scale_3', 'final')
     }
     weighted = model.loss_weighting(raw, {'depth': 10.0})
-    assert weighted['scale_0.depth'] == weighted['scale_3.depth'] == 5.0
-    assert weighted['final.depth'] == 20.0
+    assert weighted['scale_0', 'depth'] == weighted['scale_3', 'depth'] == 5.0
+    assert weighted['final', 'depth'] == 20.0
     # any base strategy: uncertainty weights see the scaled losses
     cfg.loss_weighting.base = dict(type='UncertaintyWeighting')
     uncertainty = MODELS.build(cfg).loss_weighting
     out = uncertainty(raw, {'depth': 1.0})
-    assert out['scale_0.depth'] == 0.5 and out['final.depth'] == 2.0
-    assert 'depth.uncertainty_reg' in out
+    assert out['scale_0', 'depth'] == 0.5 and out['final', 'depth'] == 2.0
+    assert ExtraTerm('uncertainty_reg', 'depth') in out
 
 
 def test_single_map_decoders_name_the_fix_for_multi_scale_inputs():
@@ -227,3 +228,36 @@ def test_diffusion_follows_its_recurrence():
     torch.testing.assert_close(diffuse(x, affinity, beta, steps), expected)
     identity = torch.eye(9).expand(2, 9, 9)
     torch.testing.assert_close(diffuse(x, identity, beta, steps), x)
+
+
+@pytest.mark.parametrize('decoder', ['PADNetDecoder', 'PAPNetDecoder'])
+def test_two_stage_decoders_checkpoint_their_heads_exactly(decoder):
+    tasks = dict(semseg=dict(channels=3), depth=dict(channels=1))
+    heads = dict(
+        initial_head=dict(type='BottleneckTaskHead', num_blocks=1),
+        final_head=dict(type='BottleneckTaskHead', num_blocks=1),
+    )
+    cfg = dict(type=decoder, tasks=tasks, in_channels=8, channels=16, **heads)
+    if decoder == 'PAPNetDecoder':
+        cfg['affinity_channels'] = 8
+    torch.manual_seed(0)
+    plain = MODELS.build(cfg).double()
+    checkpointed = MODELS.build(dict(cfg, with_cp=True)).double()
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 8, 6, 5, dtype=torch.float64)
+    results = []
+    for model in (plain, checkpointed):
+        outputs = model(x)
+        assert set(outputs) == {'initial', 'final'}
+        total = sum(
+            v.square().sum() for s in outputs.values() for v in s.values()
+        )
+        total.backward()
+        grads = {n: p.grad for n, p in model.named_parameters()}
+        results.append((total.detach(), grads, model.state_dict()))
+    (loss, grads, buffers), (loss_cp, grads_cp, buffers_cp) = results
+    torch.testing.assert_close(loss_cp, loss)
+    for name in grads:
+        torch.testing.assert_close(grads_cp[name], grads[name], msg=name)
+    for name in buffers:
+        torch.testing.assert_close(buffers_cp[name], buffers[name], msg=name)

@@ -269,13 +269,17 @@ def test_dwa_weights_follow_the_loss_ratios():
         dict(type='DWAWeighting', tasks=['a', 'b'], window=1, temperature=1.0)
     )
     one = torch.tensor(1.0)
-    weighting({'final.a': one, 'final.b': one}, {'a': 1.0, 'b': 1.0})
-    weighting({'final.a': one * 2, 'final.b': one}, {'a': 1.0, 'b': 1.0})
-    out = weighting({'final.a': one, 'final.b': one}, {'a': 1.0, 'b': 1.0})
+    weighting({('final', 'a'): one, ('final', 'b'): one}, {'a': 1.0, 'b': 1.0})
+    weighting(
+        {('final', 'a'): one * 2, ('final', 'b'): one}, {'a': 1.0, 'b': 1.0}
+    )
+    out = weighting(
+        {('final', 'a'): one, ('final', 'b'): one}, {'a': 1.0, 'b': 1.0}
+    )
     # task a's loss doubled: it gets the larger weight, and the weights sum to T
-    assert out['final.a'] > out['final.b']
+    assert out[('final', 'a')] > out[('final', 'b')]
     torch.testing.assert_close(
-        out['final.a'] + out['final.b'], torch.tensor(2.0)
+        out[('final', 'a')] + out[('final', 'b')], torch.tensor(2.0)
     )
 
 

@@ -14,6 +14,7 @@ from ctal_mm.models.losses import (
     ScalarizationWeighting,
     STCHWeighting,
 )
+from ctal_mm.models.losses.loss_keys import ExtraTerm
 
 TASKS = ['a', 'b', 'c']
 WEIGHTS = dict(a=1.0, b=2.0, c=0.5)
@@ -22,19 +23,19 @@ WEIGHTS = dict(a=1.0, b=2.0, c=0.5)
 def _losses(theta):
     # two stages per task, positive, each a different function of theta
     return {
-        'initial.a': theta[0] ** 2 + 1,
-        'final.a': theta[0] ** 2 + theta[1] ** 2,
-        'initial.b': (theta[1] - 1) ** 2 + 0.5,
-        'final.b': theta[2] ** 2 + 0.1,
-        'initial.c': (theta[0] + theta[2]) ** 2 + 0.2,
-        'final.c': theta[1] ** 2 + 0.3,
+        ('initial', 'a'): theta[0] ** 2 + 1,
+        ('final', 'a'): theta[0] ** 2 + theta[1] ** 2,
+        ('initial', 'b'): (theta[1] - 1) ** 2 + 0.5,
+        ('final', 'b'): theta[2] ** 2 + 0.1,
+        ('initial', 'c'): (theta[0] + theta[2]) ** 2 + 0.2,
+        ('final', 'c'): theta[1] ** 2 + 0.3,
     }
 
 
 def _totals(losses):
     return torch.stack(
         [
-            WEIGHTS[t] * (losses[f'initial.{t}'] + losses[f'final.{t}'])
+            WEIGHTS[t] * (losses[('initial', t)] + losses[('final', t)])
             for t in TASKS
         ]
     )
@@ -66,7 +67,7 @@ def test_imtll_trains_its_scales_through_the_params_term():
         weighting.scalarizer.log_scale.copy_(torch.tensor([0.1, -0.2, 0.3]))
     theta = torch.tensor([0.3, -0.7, 1.2], requires_grad=True)
     out = weighting(_losses(theta), WEIGHTS)
-    assert float(out['scalarization.params']) == 0.0
+    assert float(out[ExtraTerm('scalarization.params')]) == 0.0
     total = sum(out.values())
     total.backward()
     reference = scalarization.IMTLL(3)
@@ -87,7 +88,7 @@ def test_random_weights_are_a_convex_combination():
     totals = _totals(_losses(theta)).detach()
     coeffs = torch.stack(
         [
-            out[f'final.{t}'] / (WEIGHTS[t] * _losses(theta)[f'final.{t}'])
+            out[('final', t)] / (WEIGHTS[t] * _losses(theta)[('final', t)])
             for t in TASKS
         ]
     ).detach()
@@ -104,8 +105,8 @@ def test_famo_updates_its_logits_from_the_previous_step():
     assert torch.equal(logits, torch.zeros(3))  # nothing to compare yet
     # task a's loss fell, b's rose: FAMO moves weight towards b
     losses = _losses(theta)
-    losses['initial.a'] = losses['initial.a'] * 0.5
-    losses['initial.b'] = losses['initial.b'] * 2.0
+    losses[('initial', 'a')] = losses[('initial', 'a')] * 0.5
+    losses[('initial', 'b')] = losses[('initial', 'b')] * 2.0
     weighting(losses, WEIGHTS)
     logits = weighting.scalarizer._w.detach()
     assert logits[1] > logits[0]
@@ -129,12 +130,12 @@ def test_gradnorm_moves_weight_to_the_task_with_the_smaller_gradient():
         model.neck.weight.copy_(torch.eye(2))
     model.loss_weighting.bind_model(model)
     z = model.neck(torch.tensor([1.0, 1.0]))
-    losses = {'final.a': 10.0 * z[0], 'final.b': z[1]}
+    losses = {('final', 'a'): 10.0 * z[0], ('final', 'b'): z[1]}
     out = model.loss_weighting(losses, dict(a=1.0, b=1.0))
-    # the task terms do not train the weights; 'gradnorm' does
-    out['final.a'].backward(retain_graph=True)
+    # the task terms do not train the weights; the gradnorm term does
+    out[('final', 'a')].backward(retain_graph=True)
     assert model.loss_weighting.task_weights.grad is None
-    out['gradnorm'].backward()
+    out[ExtraTerm('gradnorm')].backward()
     grad = model.loss_weighting.task_weights.grad
     # task a's gradient norm is 10x b's: lowering v_a and raising v_b balances them
     assert grad[0] > 0 and grad[1] < 0

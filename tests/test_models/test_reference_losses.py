@@ -109,10 +109,10 @@ def test_reference_uncertainty_counts_every_stage():
         weighting.log_vars.detach(), torch.full((2,), -0.5)
     )
     losses = {
-        'initial.semseg': torch.tensor(2.0),
-        'final.semseg': torch.tensor(1.5),
-        'initial.depth': torch.tensor(0.3),
-        'final.depth': torch.tensor(0.2),
+        ('initial', 'semseg'): torch.tensor(2.0),
+        ('final', 'semseg'): torch.tensor(1.5),
+        ('initial', 'depth'): torch.tensor(0.3),
+        ('final', 'depth'): torch.tensor(0.2),
     }
     out = weighting(losses, {'semseg': 1.0, 'depth': 10.0})
     s = -0.5
@@ -124,9 +124,12 @@ def test_reference_uncertainty_counts_every_stage():
 
 
 def test_unit_weighting_ignores_task_weights():
-    losses = {'final.a': torch.tensor(2.0), 'final.b': torch.tensor(3.0)}
+    losses = {
+        ('final', 'a'): torch.tensor(2.0),
+        ('final', 'b'): torch.tensor(3.0),
+    }
     out = UnitWeighting(['a', 'b'])(losses, {'a': 5.0, 'b': 7.0})
     assert {k: v.item() for k, v in out.items()} == {
-        'final.a': 2.0,
-        'final.b': 3.0,
+        ('final', 'a'): 2.0,
+        ('final', 'b'): 3.0,
     }

@@ -1,7 +1,7 @@
 """Stop at the first non-finite loss or gradient, naming the task, or skip such steps."""
 
 import math
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -9,6 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
+from ctal_mm.models.losses.loss_keys import counts_in_total, parse_loss_key
 from ctal_mm.registry import HOOKS
 
 MODES = ('stop', 'skip')
@@ -67,19 +68,21 @@ def named_list(names: List[str], shown: int = 4) -> str:
     return ', '.join(names[:shown]) + (f' and {more} more' if more > 0 else '')
 
 
-def describe_term(key: str) -> str:
-    """``'final.depth.loss'`` -> ``"final.depth.loss (task 'depth', final loss)"``."""
-    parts = key.split('.')
-    if len(parts) == 3 and parts[2] == 'loss':
-        return f"{key} (task '{parts[1]}', {parts[0]} loss)"
+def describe_term(key: str, tasks: Sequence[str]) -> str:
+    """``'final.depth.loss'`` -> ``"final.depth.loss (task 'depth', final loss)"``, for a
+    model with the task ``'depth'``; any other term is named by its key."""
+    parsed = parse_loss_key(key, tasks)
+    if isinstance(parsed, tuple):
+        stage, task = parsed
+        return f"{key} (task '{task}', {stage} loss)"
     return key
 
 
 def _terms(losses: dict) -> Dict[str, List[torch.Tensor]]:
-    # The terms mmengine's BaseModel.parse_losses sums into the total: keys containing 'loss'.
+    # The terms mmengine's BaseModel.parse_losses sums into the total.
     terms = {}
     for key, value in losses.items():
-        if 'loss' not in key:
+        if not counts_in_total(key):
             continue
         values = [value] if isinstance(value, torch.Tensor) else list(value)
         terms[key] = [v.detach() for v in values]
@@ -116,7 +119,8 @@ def _batch_names(args, kwargs) -> str:
 class NonFiniteLossHook(Hook):
     """Checks every training loss before the optimizer step uses it.
 
-    The total loss is the sum of the model's loss terms (``'<stage>.<task>.loss'``); when it
+    The total loss is the sum of the model's loss terms (``'<stage>.<task>.loss'``, and
+    the weighting's regularisers, see :mod:`ctal_mm.models.losses.loss_keys`); when it
     is NaN or infinite (on any rank), the terms at fault are named, e.g.
     ``final.depth.loss (task 'depth', final loss) = inf``, and:
 
@@ -294,16 +298,18 @@ class NonFiniteLossHook(Hook):
 
     def _describe(self, terms, local, shared, total, args, kwargs) -> str:
         runner = self._runner
+        model = getattr(self, '_model', None)
+        tasks = list(getattr(model, 'tasks', None) or [])
         bad = []
         for index, (key, values) in enumerate(terms.items()):
             if not shared[index]:
                 continue
             if local[index]:
                 value = sum(v.float().mean() for v in values)
-                bad.append(f'{describe_term(key)} = {float(value)}')
+                bad.append(f'{describe_term(key, tasks)} = {float(value)}')
             else:
                 bad.append(
-                    f'{describe_term(key)} (non-finite on another rank)'
+                    f'{describe_term(key, tasks)} (non-finite on another rank)'
                 )
         if not bad:  # finite terms whose sum overflowed
             bad.append(f'the sum of the terms = {float(total)}')
@@ -340,7 +346,7 @@ class NonFiniteLossHook(Hook):
                 if isinstance(value, torch.Tensor)
                 else [finite(v) for v in value]
             )
-            if 'loss' in key
+            if counts_in_total(key)
             else value
             for key, value in output.items()
         }

@@ -1,4 +1,4 @@
-from .base import BaseMultiTaskDecoder, task_channels
+from .base import BaseMultiTaskDecoder, TwoStageDecoder, task_channels
 from .ctal import CrossTaskAffinityModule, CTALDecoder
 from .hps import HPSDecoder
 from .mctal import MultiScaleCTALDecoder
@@ -9,6 +9,7 @@ from .papnet import PAPNetDecoder
 __all__ = [
     'BaseMultiTaskDecoder',
     'task_channels',
+    'TwoStageDecoder',
     'CrossTaskAffinityModule',
     'CTALDecoder',
     'HPSDecoder',

@@ -1,13 +1,16 @@
-"""What every multitask decoder shares: the parsed task spec, the one-feature-map input."""
+"""What multitask decoders share: the parsed task spec, the one-feature-map input, and
+the two-stage structure of CTAL, PAD-Net and PAP-Net."""
 
 from collections import OrderedDict
-from typing import Dict, Mapping, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence, Union
 
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from ctal_mm.registry import MODELS
+
+from ..activation_checkpoint import checkpointed
 
 
 def task_channels(tasks: Mapping[str, Mapping], owner: str) -> Dict[str, int]:
@@ -72,3 +75,85 @@ class BaseMultiTaskDecoder(BaseModule):
                 for task, channels in self.task_channels.items()
             }
         )
+
+
+TaskMaps = Dict[str, Tensor]
+
+
+def _call(function, *args, **kwargs):
+    return function(*args, **kwargs)
+
+
+class TwoStageDecoder(BaseMultiTaskDecoder):
+    """Initial task heads -> cross-task module -> final task heads, on one feature map.
+
+    Per task an initial head turns the shared features into the task's features and its
+    initial prediction (stage ``initial``, supervised); the cross-task module, the part
+    each subclass defines, turns the tasks' features into refined features per task; per
+    task a final head predicts from them (stage ``final``). The forward returns
+    ``dict(initial={task: logits}, final={task: logits})``.
+
+    A subclass implements :meth:`build_cross_task` (build and assign its modules, return
+    the channels of the refined features: the final heads' ``in_channels``) and
+    :meth:`cross_task`. The modules are built in the order initial heads, cross-task
+    module, final heads, so the parameters are initialised in that order.
+
+    Args:
+        tasks (dict): The model's task spec, ``{name: dict(channels=...)}``.
+        in_channels (int): Channels of the shared feature map.
+        initial_head (dict): Config of the initial head, built per task with
+            ``in_channels`` and ``out_channels`` (the task's); called with
+            ``return_features=True`` it must return ``(features, logits)``.
+        final_head (dict): Config of the final head, built per task with
+            ``in_channels`` (what :meth:`build_cross_task` returns) and ``out_channels``.
+        cross_task (dict): Keyword arguments of :meth:`build_cross_task`.
+        with_cp (bool): Activation checkpointing of the heads: keep only each head's
+            input and recompute it in backward (same results, less memory, a little
+            more time).
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(
+        self,
+        tasks: Mapping[str, Mapping],
+        in_channels: int,
+        initial_head: dict,
+        final_head: dict,
+        cross_task: Optional[Mapping] = None,
+        with_cp: bool = False,
+        init_cfg: Optional[dict] = None,
+    ):
+        super().__init__(tasks, init_cfg)
+        self.with_cp = with_cp
+        self.initial_heads = self.build_per_task(
+            initial_head, in_channels=in_channels
+        )
+        refined_channels = self.build_cross_task(**dict(cross_task or {}))
+        self.final_heads = self.build_per_task(
+            final_head, in_channels=refined_channels
+        )
+
+    def build_cross_task(self, **kwargs) -> int:
+        """Build the cross-task module; return the channels of its per-task output."""
+        raise NotImplementedError(
+            f'{type(self).__name__} must implement build_cross_task().'
+        )
+
+    def cross_task(self, features: TaskMaps) -> TaskMaps:
+        """``{task: initial-head features}`` -> ``{task: refined features}``."""
+        raise NotImplementedError(
+            f'{type(self).__name__} must implement cross_task().'
+        )
+
+    def forward(self, inputs: FeatureInputs) -> Dict[str, TaskMaps]:
+        x = single_feature_map(inputs, type(self).__name__)
+        run = checkpointed if self.with_cp else _call
+        features, initial = {}, {}
+        for task, head in self.initial_heads.items():
+            features[task], initial[task] = run(head, x, return_features=True)
+        refined = self.cross_task(features)
+        final = {
+            task: run(head, refined[task])
+            for task, head in self.final_heads.items()
+        }
+        return dict(initial=initial, final=final)

@@ -25,7 +25,7 @@ from torch import Tensor
 from ctal_mm.registry import MODELS
 
 from ..activation_checkpoint import checkpointed
-from .base import BaseMultiTaskDecoder
+from .base import TwoStageDecoder
 from .factored_affinity import factored_affinity_attention
 
 
@@ -167,7 +167,7 @@ class CrossTaskAffinityModule(BaseModule):
 
 
 @MODELS.register_module()
-class CTALDecoder(BaseMultiTaskDecoder):
+class CTALDecoder(TwoStageDecoder):
     """Initial task heads -> cross-task affinity module -> final task heads.
 
     Args:
@@ -175,7 +175,8 @@ class CTALDecoder(BaseMultiTaskDecoder):
         in_channels: channels of the shared feature map (270 for HRNet-W18 + fuse neck).
         initial_head: config of the initial heads (features of ``affinity.in_channels``).
         final_head: config of the final heads (input: ``affinity.channels``).
-        affinity: arguments of :class:`CrossTaskAffinityModule` (feature_size, gamma, ...).
+        affinity: arguments of :class:`CrossTaskAffinityModule` (feature_size, gamma, ...);
+            ``in_channels`` defaults to the initial head's ``channels``.
         with_cp: activation checkpointing: keep only the inputs of each head
             and of the affinity module's upsampling, and recompute them in
             backward (same results, less memory, a little more time).
@@ -191,30 +192,22 @@ class CTALDecoder(BaseMultiTaskDecoder):
         with_cp: bool = False,
         init_cfg=None,
     ):
-        super().__init__(tasks, init_cfg)
-        self.with_cp = with_cp
         affinity = dict(affinity)
         affinity.setdefault('with_cp', with_cp)
         affinity.setdefault('in_channels', initial_head.get('channels', 256))
-        self.initial_heads = self.build_per_task(
-            initial_head, in_channels=in_channels
-        )
-        self.affinity = CrossTaskAffinityModule(self.task_names, **affinity)
-        channels = affinity.get('channels', 128)
-        self.final_heads = self.build_per_task(
-            final_head, in_channels=channels
+        super().__init__(
+            tasks,
+            in_channels=in_channels,
+            initial_head=initial_head,
+            final_head=final_head,
+            cross_task=affinity,
+            with_cp=with_cp,
+            init_cfg=init_cfg,
         )
 
-    def forward(self, x) -> Dict[str, Dict[str, Tensor]]:
-        if isinstance(x, (list, tuple)):
-            (x,) = x
-        features, initial = {}, {}
-        run = checkpointed if self.with_cp else (lambda m, *a, **k: m(*a, **k))
-        for task, head in self.initial_heads.items():
-            features[task], initial[task] = run(head, x, return_features=True)
-        refined = self.affinity(features)
-        final = {
-            task: run(head, refined[task])
-            for task, head in self.final_heads.items()
-        }
-        return dict(initial=initial, final=final)
+    def build_cross_task(self, **affinity) -> int:
+        self.affinity = CrossTaskAffinityModule(self.task_names, **affinity)
+        return affinity.get('channels', 128)
+
+    def cross_task(self, features: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+        return self.affinity(features)

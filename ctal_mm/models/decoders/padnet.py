@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
 
-from .base import BaseMultiTaskDecoder, single_feature_map
+from .base import TwoStageDecoder
 
 
 class SpatialAttentionGate(BaseModule):
@@ -84,7 +84,7 @@ class MultiModalDistillation(BaseModule):
 
 
 @MODELS.register_module()
-class PADNetDecoder(BaseMultiTaskDecoder):
+class PADNetDecoder(TwoStageDecoder):
     """PAD-Net decoder on one shared feature map.
 
     Args:
@@ -99,6 +99,8 @@ class PADNetDecoder(BaseMultiTaskDecoder):
             ``return_features=True``.
         final_head (dict): Config of the final head, built per task with
             ``in_channels=channels`` and ``out_channels``.
+        with_cp (bool): Activation checkpointing of the heads, see
+            :class:`~ctal_mm.models.decoders.base.TwoStageDecoder`.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -109,27 +111,22 @@ class PADNetDecoder(BaseMultiTaskDecoder):
         channels: int = 256,
         initial_head: dict = dict(type='BottleneckTaskHead'),
         final_head: dict = dict(type='BottleneckTaskHead'),
+        with_cp: bool = False,
         init_cfg: Optional[dict] = None,
     ):
-        super().__init__(tasks, init_cfg)
-        self.initial_heads = self.build_per_task(
-            initial_head,
+        super().__init__(
+            tasks,
             in_channels=in_channels,
-            channels=channels,
-        )
-        self.distillation = MultiModalDistillation(self.task_names, channels)
-        self.final_heads = self.build_per_task(
-            final_head, in_channels=channels
+            initial_head=dict(initial_head, channels=channels),
+            final_head=final_head,
+            cross_task=dict(channels=channels),
+            with_cp=with_cp,
+            init_cfg=init_cfg,
         )
 
-    def forward(self, inputs) -> Dict[str, Dict[str, Tensor]]:
-        x = single_feature_map(inputs, type(self).__name__)
-        features, initial = {}, {}
-        for task, head in self.initial_heads.items():
-            features[task], initial[task] = head(x, return_features=True)
-        distilled = self.distillation(features)
-        final = {
-            task: head(distilled[task])
-            for task, head in self.final_heads.items()
-        }
-        return dict(initial=initial, final=final)
+    def build_cross_task(self, channels: int) -> int:
+        self.distillation = MultiModalDistillation(self.task_names, channels)
+        return channels
+
+    def cross_task(self, features: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        return self.distillation(features)

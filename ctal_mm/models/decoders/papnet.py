@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
 
-from .base import BaseMultiTaskDecoder, single_feature_map
+from .base import TwoStageDecoder
 
 
 def pap_affinity(features: Tensor, reference: bool = False) -> Tensor:
@@ -121,7 +121,7 @@ class TaskAffinityDiffusion(BaseModule):
 
 
 @MODELS.register_module()
-class PAPNetDecoder(BaseMultiTaskDecoder):
+class PAPNetDecoder(TwoStageDecoder):
     """PAP-Net decoder on one shared feature map.
 
     Args:
@@ -139,6 +139,8 @@ class PAPNetDecoder(BaseMultiTaskDecoder):
             ``in_channels``, ``channels`` and ``out_channels``.
         final_head (dict): Final head config, built per task with
             ``in_channels=affinity_channels`` and ``out_channels``.
+        with_cp (bool): Activation checkpointing of the heads, see
+            :class:`~ctal_mm.models.decoders.base.TwoStageDecoder`.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -153,14 +155,33 @@ class PAPNetDecoder(BaseMultiTaskDecoder):
         reference_affinity: bool = False,
         initial_head: dict = dict(type='BottleneckTaskHead'),
         final_head: dict = dict(type='BottleneckTaskHead'),
+        with_cp: bool = False,
         init_cfg: Optional[dict] = None,
     ):
-        super().__init__(tasks, init_cfg)
-        self.initial_heads = self.build_per_task(
-            initial_head,
+        super().__init__(
+            tasks,
             in_channels=in_channels,
-            channels=channels,
+            initial_head=dict(initial_head, channels=channels),
+            final_head=final_head,
+            cross_task=dict(
+                channels=channels,
+                affinity_channels=affinity_channels,
+                beta=beta,
+                num_iters=num_iters,
+                reference_affinity=reference_affinity,
+            ),
+            with_cp=with_cp,
+            init_cfg=init_cfg,
         )
+
+    def build_cross_task(
+        self,
+        channels: int,
+        affinity_channels: int,
+        beta: float,
+        num_iters: int,
+        reference_affinity: bool,
+    ) -> int:
         self.affinity_convs = nn.ModuleDict(
             {
                 task: nn.Conv2d(channels, affinity_channels, 1)
@@ -170,19 +191,13 @@ class PAPNetDecoder(BaseMultiTaskDecoder):
         self.diffusion = TaskAffinityDiffusion(
             self.task_names, beta, num_iters, reference_affinity
         )
-        self.final_heads = self.build_per_task(
-            final_head, in_channels=affinity_channels
-        )
+        return affinity_channels
 
-    def forward(self, inputs) -> Dict[str, Dict[str, Tensor]]:
-        x = single_feature_map(inputs, type(self).__name__)
-        features, initial = {}, {}
-        for task, head in self.initial_heads.items():
-            task_features, initial[task] = head(x, return_features=True)
-            features[task] = self.affinity_convs[task](task_features)
-        diffused = self.diffusion(features)
-        final = {
-            task: head(diffused[task])
-            for task, head in self.final_heads.items()
-        }
-        return dict(initial=initial, final=final)
+    def cross_task(self, features: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Each task's features, reduced to ``affinity_channels``, diffuse."""
+        return self.diffusion(
+            {
+                task: self.affinity_convs[task](task_features)
+                for task, task_features in features.items()
+            }
+        )

@@ -1,3 +1,9 @@
+from .loss_keys import (
+    ExtraTerm,
+    format_loss_dict,
+    format_loss_key,
+    parse_loss_key,
+)
 from .stage_weighting import StageScaledWeighting
 from .task_losses import (
     BalancedBCEEdgeLoss,
@@ -21,6 +27,10 @@ from .weighting import (
 )
 
 __all__ = [
+    'ExtraTerm',
+    'format_loss_key',
+    'format_loss_dict',
+    'parse_loss_key',
     'MTCrossEntropyLoss',
     'MaskedL1DepthLoss',
     'NormalsLoss',

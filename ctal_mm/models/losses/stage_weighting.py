@@ -6,6 +6,8 @@ from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
 
+from .loss_keys import LossKey, StageTask
+
 
 @MODELS.register_module()
 class StageScaledWeighting(nn.Module):
@@ -36,10 +38,10 @@ class StageScaledWeighting(nn.Module):
         self.base = MODELS.build(dict(base, tasks=list(tasks)))
 
     def forward(
-        self, losses: Mapping[str, Tensor], weights: Mapping[str, float]
-    ) -> Dict[str, Tensor]:
+        self, losses: Mapping[StageTask, Tensor], weights: Mapping[str, float]
+    ) -> Dict[LossKey, Tensor]:
         scaled = {
-            key: self.stage_weights.get(key.split('.', 1)[0], 1.0) * value
-            for key, value in losses.items()
+            (stage, task): self.stage_weights.get(stage, 1.0) * value
+            for (stage, task), value in losses.items()
         }
         return self.base(scaled, weights)

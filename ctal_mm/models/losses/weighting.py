@@ -1,7 +1,8 @@
 """Loss-weighting strategies: how the per-task losses become the total.
 
-A strategy gets ``{'<stage>.<task>': raw loss}`` and the task weights of the config and returns
-the same keys with weighted losses (plus any extra terms under their own names). The model's
+A strategy gets ``{(stage, task): raw loss}`` and the task weights of the config and returns
+the same keys with weighted losses, plus any extra terms (regularisers) under
+:class:`~ctal_mm.models.losses.loss_keys.ExtraTerm` keys (``loss_keys.py``). The model's
 optimiser sees every parameter of the model, strategies included: that is what makes the
 uncertainty weights train (the reference keeps them in the criterion, outside the optimiser).
 """
@@ -13,9 +14,16 @@ from torch import Tensor, nn
 
 from ctal_mm.registry import MODELS
 
+from .loss_keys import ExtraTerm, LossKey, StageTask
 
-def _task_of(key: str) -> str:
-    return key.split('.', 1)[1]
+
+def _task_of(key: StageTask) -> str:
+    if not (isinstance(key, tuple) and len(key) == 2):
+        raise TypeError(
+            f'loss weighting: raw loss key {key!r}; expected (stage, task), '
+            "e.g. ('final', 'depth') (the model's raw losses, loss_keys.py)."
+        )
+    return key[1]
 
 
 @MODELS.register_module()
@@ -26,8 +34,8 @@ class FixedWeighting(nn.Module):
         super().__init__()
 
     def forward(
-        self, losses: Mapping[str, Tensor], weights: Mapping[str, float]
-    ) -> Dict[str, Tensor]:
+        self, losses: Mapping[StageTask, Tensor], weights: Mapping[str, float]
+    ) -> Dict[LossKey, Tensor]:
         return {k: weights[_task_of(k)] * v for k, v in losses.items()}
 
 
@@ -36,9 +44,8 @@ class UncertaintyWeighting(nn.Module):
     """Homoscedastic uncertainty weighting (Kendall et al. 2018).
 
     One learnable log-variance s_t per task, shared by the task's stages; the
-    regulariser is reported as ``'<task>.uncertainty_reg'`` (in the model's
-    loss dict ``'<task>.uncertainty_reg.loss'``, so that it is part of the
-    total).
+    regulariser is the term ``ExtraTerm('uncertainty_reg', task)`` (logged as
+    ``'<task>.uncertainty_reg.loss'``, part of the total).
 
     Args:
         tasks: Task names.
@@ -86,7 +93,9 @@ class UncertaintyWeighting(nn.Module):
                 out[key] = torch.exp(-s) * weights[task] * value
         for i, task in enumerate(self.tasks):
             count = stages[task] if self.form == 'reference' else 1
-            out[f'{task}.uncertainty_reg'] = 0.5 * count * self.log_vars[i]
+            out[ExtraTerm('uncertainty_reg', task)] = (
+                0.5 * count * self.log_vars[i]
+            )
         return out
 
 
@@ -102,8 +111,8 @@ class UnitWeighting(nn.Module):
         super().__init__()
 
     def forward(
-        self, losses: Mapping[str, Tensor], weights: Mapping[str, float]
-    ) -> Dict[str, Tensor]:
+        self, losses: Mapping[StageTask, Tensor], weights: Mapping[str, float]
+    ) -> Dict[LossKey, Tensor]:
         return dict(losses)
 
 
@@ -184,7 +193,8 @@ class ScalarizationWeighting(nn.Module):
     the same gradient as S for every parameter of the model, and each logged term is the
     task's loss under the method's current weight. A scalariser with its own trainable
     parameters (IMTLL's scales) gets their gradient through the term
-    ``'scalarization.params'`` (value 0). Methods: ``'GeometricMean'``, ``'IMTLL'``,
+    ``ExtraTerm('scalarization.params')`` (value 0; logged as
+    ``'scalarization.params.loss'``). Methods: ``'GeometricMean'``, ``'IMTLL'``,
     ``'STCH'`` (``mu=``), ``'Random'`` (random loss weighting), ``'FAMO'`` (see
     :class:`FAMOWeighting`), and torchjd's others by name.
 
@@ -237,7 +247,7 @@ class ScalarizationWeighting(nn.Module):
         if value.requires_grad and any(
             p.requires_grad for p in self.scalarizer.parameters()
         ):
-            out['scalarization.params'] = value - value.detach()
+            out[ExtraTerm('scalarization.params')] = value - value.detach()
         return out
 
 
@@ -314,10 +324,11 @@ class GradNormWeighting(nn.Module):
     Task weights v_t (sum T) scale the task losses. Each training step, G_t = v_t ||grad_W
     l_t|| on one shared parameter W (by default the last weight of the neck, else of the
     backbone), and the weights are trained by the model's optimiser on the term
-    ``'gradnorm.loss'`` = sum_t |G_t - mean(G) r_t^alpha|, with r_t the task's loss ratio
-    l_t / l_t(0) relative to the mean ratio (the target not differentiated); the task terms
-    use v_t without differentiating it, and v is renormalised to sum T before each step.
-    Cost: one backward pass per task down to W (through the decoder).
+    ``ExtraTerm('gradnorm')`` (logged as ``'gradnorm.loss'``) = sum_t |G_t - mean(G)
+    r_t^alpha|, with r_t the task's loss ratio l_t / l_t(0) relative to the mean ratio
+    (the target not differentiated); the task terms use v_t without differentiating it,
+    and v is renormalised to sum T before each step. Cost: one backward pass per task
+    down to W (through the decoder).
 
     Args:
         tasks: the model's task names.
@@ -403,5 +414,5 @@ class GradNormWeighting(nn.Module):
             relative = ratio / ratio.mean().clamp_min(1e-12)
         grad_norms = v * norms
         target = (grad_norms.mean() * relative**self.alpha).detach()
-        out['gradnorm'] = (grad_norms - target).abs().sum()
+        out[ExtraTerm('gradnorm')] = (grad_norms - target).abs().sum()
         return out

@@ -18,6 +18,8 @@ from torchjd import aggregation as tja
 
 from ctal_mm.registry import AGGREGATORS
 
+from ..losses.loss_keys import counts_in_total, parse_loss_key
+
 OPTIONAL_HINT = (
     'Install the optional extras with `pip install -r requirements/optional.txt` '
     '(or `pip install "torchjd[cagrad]"` for CAGrad, "torchjd[nash_mtl]" for NashMTL).'
@@ -88,22 +90,25 @@ def build_aggregator(cfg: Mapping, num_tasks: int) -> tja.Aggregator:
 def group_task_losses(
     losses: Mapping[str, Tensor], tasks: Sequence[str]
 ) -> Tuple[List[Tensor], Optional[Tensor]]:
-    """Sum the model's loss terms per task: ``'<stage>.<task>.loss'`` -> task.
+    """Sum the model's logged loss terms per task: ``(stage, task)`` terms -> task.
 
-    Returns the T task losses (in ``tasks`` order) and the sum of every other term that
-    counts in the total (keys containing ``'loss'``, e.g. an uncertainty regulariser), or
-    None. A task with no term is an error: its Jacobian row would be empty.
+    ``losses`` is the loss dict as it left the model (string keys, read back by
+    :func:`~ctal_mm.models.losses.loss_keys.parse_loss_key`). Returns the T task losses
+    (in ``tasks`` order) and the sum of every other term that counts in the total (keys
+    containing ``'loss'``, e.g. an uncertainty regulariser), or None. A task with no term
+    is an error: its Jacobian row would be empty.
     """
     per_task: Dict[str, List[Tensor]] = {task: [] for task in tasks}
     extra = []
-    for key, value in losses.items():
-        if 'loss' not in key:
+    for name, value in losses.items():
+        if not counts_in_total(name):
             continue
-        parts = key.split('.')
         values = value if isinstance(value, (list, tuple)) else [value]
         total = sum(v.mean() for v in values)
-        if len(parts) == 3 and parts[2] == 'loss' and parts[1] in per_task:
-            per_task[parts[1]].append(total)
+        key = parse_loss_key(name, tasks)
+        if isinstance(key, tuple):
+            _, task = key
+            per_task[task].append(total)
         else:
             extra.append(total)
     missing = [task for task, terms in per_task.items() if not terms]
