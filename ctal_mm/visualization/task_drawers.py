@@ -221,27 +221,21 @@ def _write_class_names(tile, labels, valid, palette, classes):
             continue
         org = (int(x - w / 2), int(y + h / 2))
         colour = tuple(int(c) for c in palette[class_id])
-        # a dark outline keeps the name readable on any class colour
-        cv2.putText(
-            out,
-            name,
-            org,
-            cv2.FONT_HERSHEY_SIMPLEX,
-            scale,
-            (0, 0, 0),
-            thickness + 2,
-            cv2.LINE_AA,
-        )
-        cv2.putText(
-            out,
-            name,
-            org,
-            cv2.FONT_HERSHEY_SIMPLEX,
-            scale,
-            _bright(colour),
-            thickness,
-            cv2.LINE_AA,
-        )
+        # a dark outline under the name keeps it readable on any class colour
+        for text_colour, text_thickness in (
+            ((0, 0, 0), thickness + 2),
+            (_bright(colour), thickness),
+        ):
+            cv2.putText(
+                out,
+                name,
+                org,
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                text_colour,
+                text_thickness,
+                cv2.LINE_AA,
+            )
     return out
 
 
