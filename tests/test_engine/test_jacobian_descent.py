@@ -346,3 +346,69 @@ def test_fp16_split_backward_skips_a_step_with_an_overflowing_task(jacobian):
     assert not torch.equal(
         model.backbone[0].weight, before['backbone.0.weight']
     )
+
+
+class _OutBmm(torch.autograd.Function):
+    """x @ w with a hand-written backward using out=, which torch.vmap cannot batch
+    (as CTAL's factored affinity)."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x @ w
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        grad_x = torch.empty_like(x)
+        torch.mm(grad, w.t(), out=grad_x)
+        return grad_x, x.t() @ grad
+
+
+class MixingToy(ThreeTaskToy):
+    """ThreeTaskToy with a cross-task mixing of z before the heads, written as _OutBmm."""
+
+    def __init__(self, aggregator, shared, record=True):
+        super().__init__(aggregator, shared, record)
+        self.mix = nn.Parameter(torch.eye(3) + 0.1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        z = self.neck(self.backbone(inputs))
+        if self.record and self._jacobian_step_pending:
+            self._jacobian_features = z
+        m = _OutBmm.apply(z, self.mix)
+        return {
+            'final.a.loss': self.heads['a'](m).pow(2).mean(),
+            'final.b.loss': torch.sin(self.heads['b'](m)).mean(),
+            'final.c.loss': self.heads['c'](m.relu()).exp().mean(),
+        }
+
+
+@pytest.mark.parametrize('shared', [['backbone'], ['backbone', 'neck']])
+@pytest.mark.parametrize('method', ['UPGrad', 'MGDA'])
+def test_split_gramian_path_equals_the_jacobian_path(shared, method):
+    # the recorded features route the Gramian through <dL_t/dz, z>: the engine's
+    # batched backward never meets the out= backward after z, which it cannot batch
+    batch = torch.randn(4, 2, generator=torch.Generator().manual_seed(1))
+    jacobian = _one_step_grads(MixingToy(dict(type=method), shared), batch)
+    gramian = _one_step_grads(
+        MixingToy(dict(type=method, gramian=True), shared), batch
+    )
+    summed = _one_step_grads(MixingToy(dict(type='Sum'), shared), batch)
+    assert not torch.allclose(
+        jacobian['backbone.0.weight'], summed['backbone.0.weight']
+    )
+    for key in jacobian:
+        torch.testing.assert_close(
+            gramian[key], jacobian[key], rtol=1e-4, atol=1e-6, msg=key
+        )
+
+
+def test_whole_graph_gramian_cannot_batch_an_out_backward():
+    # why the split exists: without recorded features the engine's vmap fails
+    batch = torch.randn(4, 2, generator=torch.Generator().manual_seed(1))
+    model = MixingToy(
+        dict(type='UPGrad', gramian=True), ['backbone'], record=False
+    )
+    with pytest.raises(RuntimeError, match='out='):
+        _one_step_grads(model, batch)

@@ -189,7 +189,18 @@ class JacobianOptimWrapper(OptimWrapper):
         # accumulation factor (1 / accumulative_counts) and loss scale
         factor = float(self.scale_loss(torch.ones(())))
         scale = self._scale()
-        if descent.gramian:
+        if descent.gramian and features is not None:
+            self._split_gramian_backward(
+                descent,
+                module,
+                features,
+                shared,
+                other,
+                task_losses,
+                extra,
+                factor * scale,
+            )
+        elif descent.gramian:
             self._gramian_backward(
                 descent,
                 module,
@@ -417,6 +428,90 @@ class JacobianOptimWrapper(OptimWrapper):
                 allow_unused=True,
             ),
         )
+
+    def _split_gramian_backward(
+        self,
+        descent,
+        module,
+        features,
+        shared,
+        other,
+        task_losses,
+        extra,
+        mult,
+    ):
+        """The Gramian path split at the shared features z: stage 1 as in
+        :meth:`_split_backward` gives the rows g_t = dL_t/dz (a loop, so no custom
+        backward of the decoder meets torch.vmap); torchjd's engine then takes the
+        Gramian of the Jacobian of the T scalars <g_t, z> over the shared modules.
+        By the chain rule that Jacobian is the shared parameters' Jacobian of the
+        losses, so the Gramian is the same as over the whole graph, while the engine's
+        batched backward walks only the modules before z."""
+        feats = [features] if torch.is_tensor(features) else list(features)
+        before_ids = descent.feature_parameter_ids(module)
+        shared_ids = {id(p) for p in shared}
+        if not shared_ids <= before_ids:
+            # a shared module after z (e.g. CTAL's affinity): the whole-graph path
+            self._gramian_backward(
+                descent, module, shared, other, task_losses, extra, mult
+            )
+            return
+        params = shared + other
+        after = [p for p in params if id(p) not in before_ids]
+        before_other = [
+            p
+            for p in params
+            if id(p) in before_ids and id(p) not in shared_ids
+        ]
+        grads = self._per_task_grads(task_losses, feats + after, mult)
+        feat_rows, after_rows = grads[: len(feats)], grads[len(feats) :]
+        self._add_grad(after, [g.sum(0) for g in after_rows])
+        projections = torch.stack(
+            [
+                sum(
+                    (row[t].detach() * f).sum()
+                    for row, f in zip(feat_rows, feats)
+                )
+                for t in range(len(task_losses))
+            ]
+        )
+        engine = descent.gramian_engine(module)
+        scale = self._scale()
+        gramian = engine.compute_gramian(projections) / (scale * scale)
+        if torch.isfinite(gramian).all():
+            weights = descent.weighting(_at_least_float32(gramian))
+        else:  # handed on: GradScaler skips the step
+            weights = torch.full_like(gramian[0], float('nan'))
+        weights = weights.to(feat_rows[0].dtype)
+        combined = [torch.tensordot(weights, row, dims=1) for row in feat_rows]
+        self._add_grad(
+            shared,
+            torch.autograd.grad(
+                feats,
+                shared,
+                grad_outputs=combined,
+                retain_graph=True,
+                allow_unused=True,
+            ),
+        )
+        if (
+            before_other
+        ):  # feature modules the aggregator does not cover: the sum
+            self._add_grad(
+                before_other,
+                torch.autograd.grad(
+                    feats,
+                    before_other,
+                    grad_outputs=[row.sum(0) for row in feat_rows],
+                    retain_graph=True,
+                    allow_unused=True,
+                ),
+            )
+        if extra is not None:
+            self._add_grad(
+                params,
+                torch.autograd.grad(extra * mult, params, allow_unused=True),
+            )
 
     def _gramian_backward(
         self, descent, module, shared, other, task_losses, extra, mult
