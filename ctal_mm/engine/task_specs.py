@@ -13,7 +13,9 @@ A dataset base config (``configs/_base_/datasets/*.py``) declares::
 
 and :func:`apply_task_specs` derives, for the selected tasks:
 
-* ``model.tasks``: each spec without its ``metric``, in ``task_specs``' order (the model's
+* ``model.tasks``: each spec without its ``metric`` (with the entries a config or
+  ``--cfg-options`` sets under ``model.tasks.<task>`` merged over it), in ``task_specs``' order
+  (the model's
   task order: heads, losses and CTAL's fusion input follow it, so a checkpoint depends on it);
   a segmentation task without ``channels`` gets the class count of the dataset
   (``classes`` / ``<task>_classes`` of its METAINFO, see
@@ -173,6 +175,47 @@ def _classes(task: str, cfg) -> Tuple[Optional[Sequence], str]:
     return None, 'no dataloader with a ctal_mm dataset'
 
 
+def _merge_overrides(key: str, overrides, specs: Mapping) -> Dict[str, dict]:
+    """``specs`` with the entries ``key`` (``model.tasks``, e.g. from ``--cfg-options
+    model.tasks.semseg.weight=2``) merged over them."""
+    overrides = _without_delete_marker(key, overrides)
+    unknown = [t for t in overrides if t not in specs]
+    if unknown:
+        raise TaskSpecError(
+            f'{key} names {unknown}, which {SPECS_KEY} does not declare (it has '
+            f'{list(specs)}). Declare a new task in {SPECS_KEY} and select it in '
+            f'{SELECTION_KEY}=(...). {HOW}'
+        )
+    merged = {}
+    for task, spec in specs.items():
+        override = overrides.get(task)
+        if override is None:
+            merged[task] = spec
+            continue
+        merged[task] = _merged(override, spec)
+    return _check_specs(merged)
+
+
+def _without_delete_marker(key: str, overrides) -> Dict[str, dict]:
+    """Per-task entries ``overrides`` as a plain dict. A ``_delete_`` beside them is left
+    over from a base without them: the selection, not this dict, says which tasks exist."""
+    overrides = _plain(overrides) or {}
+    if not isinstance(overrides, Mapping):
+        raise TaskSpecError(
+            f'{key}={overrides!r}; expected a dict of per-task changes. {HOW}'
+        )
+    return {t: v for t, v in overrides.items() if t != '_delete_'}
+
+
+def _merged(override, base) -> dict:
+    """``override`` merged over ``base`` as a child config's dict over its base's
+    (``_delete_=True`` in it replaces ``base``)."""
+    override = copy.deepcopy(_plain(override) or {})
+    if override.pop('_delete_', False):
+        return override
+    return _plain(Config._merge_a_into_b(override, copy.deepcopy(base or {})))
+
+
 def _model_tasks(
     specs: Mapping, selection: Sequence[str], cfg
 ) -> Dict[str, dict]:
@@ -208,7 +251,9 @@ def _task_metrics(
     selection: Sequence[str],
     tasks: Mapping,
 ) -> Dict[str, dict]:
-    overrides = _plain(evaluator.get('task_metrics')) or {}
+    overrides = _without_delete_marker(
+        f'{section}.task_metrics', evaluator.get('task_metrics')
+    )
     unknown = [t for t in overrides if t not in specs]
     if unknown:
         raise TaskSpecError(
@@ -222,10 +267,7 @@ def _task_metrics(
         override = overrides.get(task)
         if metric is None and override is None:
             continue  # the task is trained, not scored
-        metric = Config._merge_a_into_b(
-            copy.deepcopy(override or {}), copy.deepcopy(metric or {})
-        )
-        metric = _plain(metric)
+        metric = _merged(override, metric)
         if 'type' not in metric:
             raise TaskSpecError(
                 f'{section}.task_metrics.{task} has no type: set '
@@ -250,11 +292,8 @@ def apply_task_specs(cfg: Config) -> Config:
     specs = _check_specs(cfg.get(SPECS_KEY))
     selection = _selection(cfg, specs)
     model = cfg.get('model')
-    if isinstance(model, Mapping) and model.get('tasks') is not None:
-        raise TaskSpecError(
-            f'model.tasks is set, but this config declares its tasks as {SPECS_KEY} '
-            f'(model.tasks is derived from it). Remove model.tasks. {HOW}'
-        )
+    if isinstance(model, Mapping):
+        specs = _merge_overrides('model.tasks', model.get('tasks'), specs)
     tasks = _model_tasks(specs, selection, cfg)
     for loader in LOADERS:
         for dataset in _dataset_cfgs((cfg.get(loader) or {}).get('dataset')):

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from dataset_layouts import make_nyud_mt, write_mtan
-from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
 
@@ -23,6 +22,7 @@ from ctal_mm.datasets import (
 )
 from ctal_mm.datasets.split_checks import split_overlap
 from ctal_mm.engine.config_checks import _warn_split_overlap
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.models.data_preprocessor import MultiTaskDataPreProcessor
 from ctal_mm.registry import MODELS
 from ctal_mm.testing import random_multitask_samples
@@ -176,7 +176,7 @@ def test_a_batch_of_mixed_sizes_names_the_files(tmp_path):
 
 
 def test_a_task_without_labelled_pixels_is_counted_and_warned(caplog):
-    cfg = Config.fromfile(
+    cfg = load_config(
         Path(__file__).parents[2]
         / 'configs'
         / '_base_'

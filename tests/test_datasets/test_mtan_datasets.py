@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 from dataset_layouts import config_path
-from mmengine.config import Config
 
 from ctal_mm.datasets import (
     CityscapesMTDataset,
     DataFileError,
     NYUv2Dataset,
 )
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import DATASETS
 
 LOAD = [
@@ -25,7 +25,7 @@ LOAD = [
 
 
 def build_from_config(name, root, loader='train_dataloader', **overrides):
-    cfg = Config.fromfile(config_path(name))
+    cfg = load_config(config_path(name))
     dataset_cfg = cfg[loader].dataset
     dataset_cfg.data_root = root
     dataset_cfg.update(overrides)
@@ -263,6 +263,6 @@ def test_normals_as_stored_or_unit(nyuv2_root, tmp_path):
         )
         entry = dataset.get_data_info(0)['ann_info']['normals']
         assert entry['normals_gt'] == mode
-    cfg = Config.fromfile(config_path('nyuv2'))
+    cfg = load_config(config_path('nyuv2'))
     assert cfg.train_dataloader.dataset.normals_gt == 'stored'
     assert cfg.val_dataloader.dataset.normals_gt == 'stored'

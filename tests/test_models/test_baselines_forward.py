@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 
 import ctal_mm.models.single_task  # noqa: F401  (registers the STL model)
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.models.decoders.papnet import diffuse, pap_affinity
 from ctal_mm.registry import MODELS
 from ctal_mm.testing import random_multitask_samples
@@ -42,7 +42,7 @@ TINY_SWIN_CHANNELS = 128
 
 
 def load(name, tree):
-    return Config.fromfile(CONFIGS / f'{name}_{tree}.py').model
+    return load_config(CONFIGS / f'{name}_{tree}.py').model
 
 
 samples_for = random_multitask_samples

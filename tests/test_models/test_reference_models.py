@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 from reference_checkpoints import read_listing, reference_state_dict
 
 import ctal_mm.models.single_task  # noqa: F401  (registers the STL model)
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.model_converters.reference_keys import (
     SWIN_RECOMPUTED_BUFFERS,
     convert_reference_state_dict,
@@ -76,7 +76,7 @@ NOT_PARAMETERS = re.compile(
 
 def build(model, dataset):
     tree = 'swinv2s' if dataset == 'pascal' else 'hrnet18s'
-    cfg = Config.fromfile(CONFIGS / f'{CONFIG_NAMES[model]}_{tree}.py').model
+    cfg = load_config(CONFIGS / f'{CONFIG_NAMES[model]}_{tree}.py').model
     if dataset == 'cityscapes':
         cfg.tasks = CITYSCAPES_TASKS
         if model in ('ctal', 'm_ctal'):
