@@ -89,7 +89,13 @@ def test_task_subset_and_unknown_task(nyuv2_root):
 def test_nyuv2_through_the_base_config(nyuv2_root):
     root, arrays = nyuv2_root
     dataset, cfg = build_from_config('nyuv2', root)
-    assert 'data_preprocessor' in cfg and 'val_evaluator' not in cfg
+    # the dataset base declares its data preprocessor and, with its task set, its evaluator
+    assert 'data_preprocessor' in cfg
+    assert set(cfg.val_evaluator.task_metrics) == {
+        'semseg',
+        'depth',
+        'normals',
+    }
     flips = set()
     for _ in range(12):
         sample = dataset[1]['data_samples']
