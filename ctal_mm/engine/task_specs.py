@@ -20,7 +20,8 @@ and :func:`apply_task_specs` derives, for the selected tasks:
   a segmentation task without ``channels`` gets the class count of the dataset
   (``classes`` / ``<task>_classes`` of its METAINFO, see
   :meth:`~ctal_mm.datasets.BaseMultiTaskDataset.task_classes`);
-* ``<loader>.dataset.tasks``: the selection, in its order;
+* ``<loader>.dataset.tasks``: the selection, in its order (where a loader sets its own, e.g.
+  ``--cfg-options train_dataloader.dataset.tasks=[...]`` to browse more tasks, it stands);
 * ``val_evaluator`` / ``test_evaluator``'s ``task_metrics``: each selected task's ``metric``
   in the selection's order, with the evaluator's own ``task_metrics.<task>`` entries merged over
   it (e.g. fewer edge thresholds in validation); a segmentation metric without
@@ -297,14 +298,9 @@ def apply_task_specs(cfg: Config) -> Config:
     tasks = _model_tasks(specs, selection, cfg)
     for loader in LOADERS:
         for dataset in _dataset_cfgs((cfg.get(loader) or {}).get('dataset')):
-            explicit = dataset.get('tasks')
-            if explicit is not None and tuple(explicit) != selection:
-                raise TaskSpecError(
-                    f'{loader}.dataset.tasks={list(explicit)} but {SELECTION_KEY}='
-                    f'{list(selection)}; the datasets load the selected tasks. Remove '
-                    f'{loader}.dataset.tasks and set {SELECTION_KEY}.'
-                )
-            dataset['tasks'] = selection
+            # a loader's own tasks (e.g. --cfg-options to browse more of them) stand
+            if dataset.get('tasks') is None:
+                dataset['tasks'] = selection
     for section in EVALUATORS:
         evaluator = cfg.get(section)
         if isinstance(evaluator, Mapping) and (

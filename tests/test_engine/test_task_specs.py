@@ -210,14 +210,28 @@ def test_other_bad_entries_name_their_key(tmp_path):
         "val_evaluator = dict(task_metrics=dict(edeg=dict(type='EdgeMetric')))": (
             "val_evaluator.task_metrics names ['edeg']"
         ),
-        "train_dataloader = dict(dataset=dict(tasks=('semseg',)))": (
-            "train_dataloader.dataset.tasks=['semseg'] but tasks="
-        ),
     }
     for text, expected in cases.items():
         with pytest.raises(TaskSpecError) as info:
             load_config(child_config(tmp_path, text, small=False))
         assert expected in str(info.value), (text, str(info.value))
+
+
+def test_a_loaders_own_tasks_stand():
+    cfg = load_config(
+        DEMO, {'train_dataloader.dataset.tasks': ['semseg', 'depth', 'edge']}
+    )
+    assert list(cfg.train_dataloader.dataset.tasks) == [
+        'semseg',
+        'depth',
+        'edge',
+    ]
+    assert list(cfg.val_dataloader.dataset.tasks) == [
+        'semseg',
+        'depth',
+        'normals',
+    ]
+    assert list(cfg.model.tasks) == ['semseg', 'depth', 'normals']
 
 
 def test_explicit_model_tasks_without_task_specs_are_left_alone():
