@@ -45,7 +45,7 @@ def _child(name, parent, *locations):
     )
 
 
-RUNNERS = _child('runner', MMSEG_RUNNERS)
+RUNNERS = _child('runner', MMSEG_RUNNERS, 'engine')
 RUNNER_CONSTRUCTORS = _child('runner constructor', MMSEG_RUNNER_CONSTRUCTORS)
 LOOPS = _child('loop', MMSEG_LOOPS, 'engine')
 HOOKS = _child('hook', MMSEG_HOOKS, 'engine', 'visualization')

@@ -18,6 +18,7 @@ import time
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.utils import register_all_modules
 
 DEMO_CONFIG = 'configs/ctal/ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
@@ -63,9 +64,7 @@ def main():
     config = (
         args.config if osp.isabs(args.config) else osp.join(root, args.config)
     )
-    cfg = Config.fromfile(config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(config, args.cfg_options)
     work_dir = osp.abspath(args.work_dir)
 
     print(f'[demo] config {osp.relpath(config, root)}; work dir {work_dir}')

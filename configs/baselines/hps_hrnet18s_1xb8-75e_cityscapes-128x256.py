@@ -3,14 +3,11 @@
 _base_ = [
     '../_base_/models/hps_hrnet18s.py',
     '../_base_/datasets/cityscapes.py',
-    '../_base_/evaluators/cityscapes.py',
     '../_base_/schedules/adam_cosine_75e.py',
     '../_base_/default_runtime.py',
 ]
 model = dict(
-    data_preprocessor={{_base_.data_preprocessor}},
     # layers outside the backbone start from PyTorch's defaults, as in the reference
     # ('kaiming': mmcv ConvModule's init; docs/reproduce.md, difference 12)
     layer_init='reference',
-    tasks={{_base_.task_specs}},
 )

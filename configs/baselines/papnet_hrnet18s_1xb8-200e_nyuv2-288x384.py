@@ -3,12 +3,10 @@
 _base_ = [
     '../_base_/models/papnet_hrnet18s.py',
     '../_base_/datasets/nyuv2.py',
-    '../_base_/evaluators/nyuv2.py',
     '../_base_/schedules/adam_cosine_200e.py',
     '../_base_/default_runtime.py',
 ]
 model = dict(
-    data_preprocessor={{_base_.data_preprocessor}},
     # layers outside the backbone start from PyTorch's defaults, as in the reference
     # ('kaiming': mmcv ConvModule's init; docs/reproduce.md, difference 12)
     layer_init='reference',

@@ -4,12 +4,10 @@
 _base_ = [
     '../_base_/models/stl_swinv2s.py',
     '../_base_/datasets/pascal_context.py',
-    '../_base_/evaluators/pascal_context.py',
     '../_base_/schedules/adam_cosine_70e.py',
     '../_base_/default_runtime.py',
 ]
 model = dict(
-    data_preprocessor={{_base_.data_preprocessor}},
     # layers outside the backbone start from PyTorch's defaults, as in the reference
     # ('kaiming': mmcv ConvModule's init; docs/reproduce.md, difference 12)
     layer_init='reference',

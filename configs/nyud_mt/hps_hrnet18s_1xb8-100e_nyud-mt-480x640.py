@@ -3,11 +3,6 @@
 _base_ = [
     '../_base_/models/hps_hrnet18s.py',
     '../_base_/datasets/nyud_mt.py',
-    '../_base_/evaluators/nyud_mt.py',
     '../_base_/schedules/adam_poly_100e.py',
     '../_base_/default_runtime.py',
 ]
-model = dict(
-    data_preprocessor={{_base_.data_preprocessor}},
-    tasks={{_base_.task_specs}},
-)

@@ -1,15 +1,10 @@
 # single-task learning (one HRNet-W18-small-v2 + head per task, nothing shared) on NYUD-MT
 # (4 tasks, 480x640): the reference point of delta_m. Same data, losses and schedule as
 # ctal_hrnet18s_1xb8-100e_nyud-mt-480x640.py; its val metrics are the stl_baselines of
-# configs/_base_/evaluators/nyud_mt.py.
+# configs/_base_/datasets/nyud_mt.py.
 _base_ = [
     '../_base_/models/stl_hrnet18s.py',
     '../_base_/datasets/nyud_mt.py',
-    '../_base_/evaluators/nyud_mt.py',
     '../_base_/schedules/adam_poly_100e.py',
     '../_base_/default_runtime.py',
 ]
-model = dict(
-    data_preprocessor={{_base_.data_preprocessor}},
-    tasks={{_base_.task_specs}},
-)

@@ -13,6 +13,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.model import BaseModel
 from mmengine.registry import init_default_scope
 
+from ctal_mm.engine.config_loading import load_config, resolve_config
 from ctal_mm.registry import DATASETS, MODELS
 from ctal_mm.structures import MultiTaskDataSample
 from ctal_mm.utils import register_all_modules
@@ -23,9 +24,10 @@ ImageType = Union[str, np.ndarray]
 
 
 def _as_config(config, cfg_options=None) -> Config:
+    """A config file (read with ``load_config``) or a copy of a config, resolved."""
     if isinstance(config, str):
-        config = Config.fromfile(config)
-    elif isinstance(config, (Config, ConfigDict, dict)):
+        return load_config(config, cfg_options)
+    if isinstance(config, (Config, ConfigDict, dict)):
         config = Config(copy.deepcopy(dict(config)))
     else:
         raise TypeError(
@@ -34,7 +36,7 @@ def _as_config(config, cfg_options=None) -> Config:
         )
     if cfg_options:
         config.merge_from_dict(cfg_options)
-    return config
+    return resolve_config(config)
 
 
 def dataset_meta_of(cfg: Config, checkpoint: Optional[dict] = None) -> dict:

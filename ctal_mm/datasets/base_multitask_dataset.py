@@ -2,7 +2,7 @@
 
 import logging
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
@@ -10,6 +10,13 @@ from mmengine.logging import print_log
 from ctal_mm.registry import TRANSFORMS
 
 from .file_io import DataFileError
+
+
+def classes_key(task: str) -> str:
+    """The metainfo key of a segmentation task's class names: ``classes`` for ``semseg`` (as
+    mmseg), ``<task>_classes`` for the others (e.g. ``human_parts_classes``)."""
+    return 'classes' if task == 'semseg' else f'{task}_classes'
+
 
 DATASET_HINT = (
     'Prepare the dataset as docs/dataset_prepare.md describes and point '
@@ -158,6 +165,20 @@ class BaseMultiTaskDataset(BaseDataset):
             idx = self._rand_another()
             if idx not in unreadable:
                 return idx
+
+    @classmethod
+    def task_classes(cls, task: str, dataset_cfg: Mapping) -> Optional[tuple]:
+        """The class names segmentation task ``task`` has in a dataset built from the
+        keyword arguments ``dataset_cfg``, read without building it (None: not known).
+
+        The config's ``metainfo`` entry, else the class's METAINFO; subclasses whose classes
+        depend on their arguments (a label set, a class count) override it.
+        """
+        key = classes_key(task)
+        classes = (dataset_cfg.get('metainfo') or {}).get(key)
+        if classes is None:
+            classes = cls.METAINFO.get(key)
+        return None if classes is None else tuple(classes)
 
     @classmethod
     def select_tasks(cls, tasks: Optional[Sequence[str]]) -> tuple:

@@ -30,7 +30,7 @@ the training pipeline adds little (flip + packing: 51 samples/s at 288 x 384).
 
 import math
 from functools import lru_cache
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -44,6 +44,7 @@ SHAPES = ('box', 'sphere', 'cylinder')
 SIZE_VARIANTS = (('', 1.0), ('large ', 1.45), ('small ', 0.7))
 PART_CLASSES = ('background', 'top', 'upper side', 'lower side')
 PART_PALETTE = [[0, 0, 0], [240, 200, 40], [40, 160, 240], [200, 60, 160]]
+DEFAULT_NUM_CLASSES = 9  # floor, wall, ceiling + 6 object classes
 SYNTHETIC_TASKS = (
     'semseg',
     'depth',
@@ -269,7 +270,7 @@ def render_scene(
     index: int,
     height: int = 288,
     width: int = 384,
-    num_classes: int = 9,
+    num_classes: int = DEFAULT_NUM_CLASSES,
 ) -> Dict[str, np.ndarray]:
     """Render scene ``index`` of the scenes of ``seed``.
 
@@ -468,7 +469,7 @@ class SyntheticScenesDataset(BaseMultiTaskDataset):
         self,
         num_samples: int = 500,
         img_size: Sequence[int] = (288, 384),
-        num_classes: int = 9,
+        num_classes: int = DEFAULT_NUM_CLASSES,
         seed: int = 0,
         tasks: Optional[Sequence[str]] = None,
         metainfo: Optional[dict] = None,
@@ -490,6 +491,16 @@ class SyntheticScenesDataset(BaseMultiTaskDataset):
             **(metainfo or {}),
         )
         super().__init__(tasks=tasks, metainfo=metainfo, **kwargs)
+
+    @classmethod
+    def task_classes(cls, task: str, dataset_cfg: Mapping) -> Optional[tuple]:
+        """semseg: the ``num_classes`` classes (``metainfo.classes`` overrides)."""
+        override = (dataset_cfg.get('metainfo') or {}).get('classes')
+        if task != 'semseg' or override is not None:
+            return super().task_classes(task, dataset_cfg)
+        return synthetic_classes(
+            int(dataset_cfg.get('num_classes', DEFAULT_NUM_CLASSES))
+        )
 
     def load_data_list(self) -> List[dict]:
         height, width = self.img_size

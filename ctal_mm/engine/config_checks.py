@@ -431,13 +431,15 @@ def check_metrics(cfg: Config, spec: Mapping, metas: Mapping) -> List[str]:
                 )
                 continue
             classes = class_names(meta, task)
+            # without num_classes the metric counts the dataset's classes
             if (
                 metric_type == 'SegmentationMetric'
                 and classes is not None
-                and metric.get('num_classes', 13) != len(classes)
+                and metric.get('num_classes') is not None
+                and metric['num_classes'] != len(classes)
             ):
                 problems.append(
-                    f'{key}.num_classes={metric.get("num_classes", 13)} but '
+                    f'{key}.num_classes={metric["num_classes"]} but '
                     f'{loader}.dataset has {len(classes)} {task} classes. Set '
                     f'{key}.num_classes={len(classes)}.'
                 )

@@ -16,6 +16,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 from .config_checks import ConfigError, check_config
+from .config_loading import load_config
 from .distributed import CPUDistributedDataParallel
 
 CPU_DDP = CPUDistributedDataParallel.__name__
@@ -190,12 +191,13 @@ def parse_tool_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
 
 
 def load_tool_config(args: argparse.Namespace) -> Config:
-    """``args.config`` with the launcher, ``--cfg-options``, the work dir (command line >
+    """``args.config`` read by :func:`~ctal_mm.engine.config_loading.load_config` with the
+    launcher, ``--cfg-options``, the work dir (command line >
     config > ``work_dirs/<config name>``) and ``--non-strict`` applied."""
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    # the launcher first, so that --cfg-options may still override it
+    cfg = load_config(
+        args.config, dict(launcher=args.launcher, **(args.cfg_options or {}))
+    )
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

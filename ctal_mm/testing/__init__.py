@@ -1,15 +1,22 @@
-"""Random inputs shaped like a dataset's, for tests and benchmarks.
+"""Random inputs shaped like a dataset's, and models of the base configs, for tests and
+benchmarks.
 
 Like ``mmseg.testing``: nothing here reads data from disk.
 """
 
+import os.path as osp
+import tempfile
 from typing import Mapping, Sequence
 
 import torch
 
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
 
-__all__ = ['random_multitask_samples', 'random_multitask_batch']
+__all__ = [
+    'random_multitask_samples',
+    'random_multitask_batch',
+    'base_model_config',
+]
 
 
 def random_multitask_samples(
@@ -76,3 +83,22 @@ def random_multitask_batch(
         inputs=inputs,
         data_samples=random_multitask_samples(tasks, size, batch_size, seed),
     )
+
+
+def base_model_config(
+    model_base: str, dataset_base: str = 'configs/_base_/datasets/nyuv2.py'
+):
+    """The ``model`` a model base config builds with the tasks and data preprocessor of a
+    dataset base config (the part of an experiment config inheriting the two that comes
+    from them). Paths are relative to the working directory or absolute."""
+    from mmengine.config import Config
+
+    from ctal_mm.engine.config_loading import load_config
+
+    bases = [osp.abspath(model_base), osp.abspath(dataset_base)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, 'base_model.py')
+        with open(path, 'w') as f:
+            f.write(f'_base_ = {bases!r}\n')
+        cfg = load_config(path)
+    return Config(dict(model=cfg.model)).model

@@ -4,6 +4,8 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from ctal_mm.engine.config_loading import load_config
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CTAL_CONFIG = osp.join(
     ROOT, 'configs/ctal/ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
@@ -15,7 +17,7 @@ TASKS = ('semseg', 'depth', 'normals', 'saliency', 'edge')
 def tiny_config(model: str = 'ctal', implementation: str = 'plain') -> Config:
     """CTAL (``implementation`` of the affinity) or HPS on 32 x 48 synthetic scenes with
     five tasks, one of each kind."""
-    cfg = Config.fromfile(CTAL_CONFIG)
+    cfg = load_config(CTAL_CONFIG)
     tasks = dict(
         semseg=dict(kind='segmentation', channels=9),
         depth=dict(kind='depth', channels=1),

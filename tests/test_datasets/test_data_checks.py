@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from dataset_layouts import make_nyud_mt, write_mtan
-from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
 
@@ -25,7 +24,7 @@ from ctal_mm.datasets.split_checks import split_overlap
 from ctal_mm.engine.config_checks import _warn_split_overlap
 from ctal_mm.models.data_preprocessor import MultiTaskDataPreProcessor
 from ctal_mm.registry import MODELS
-from ctal_mm.testing import random_multitask_samples
+from ctal_mm.testing import base_model_config, random_multitask_samples
 from ctal_mm.utils import register_all_modules
 
 LOAD = [
@@ -176,13 +175,14 @@ def test_a_batch_of_mixed_sizes_names_the_files(tmp_path):
 
 
 def test_a_task_without_labelled_pixels_is_counted_and_warned(caplog):
-    cfg = Config.fromfile(
+    cfg = base_model_config(
         Path(__file__).parents[2]
         / 'configs'
         / '_base_'
         / 'models'
-        / 'hps_hrnet18s.py'
-    ).model
+        / 'hps_hrnet18s.py',
+        Path(__file__).parents[2] / 'configs/_base_/datasets/nyuv2.py',
+    )
     register_all_modules()
     torch.manual_seed(0)
     model = MODELS.build(cfg)

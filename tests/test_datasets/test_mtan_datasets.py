@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 from dataset_layouts import config_path
-from mmengine.config import Config
 
 from ctal_mm.datasets import (
     CityscapesMTDataset,
     DataFileError,
     NYUv2Dataset,
 )
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import DATASETS
 
 LOAD = [
@@ -25,7 +25,7 @@ LOAD = [
 
 
 def build_from_config(name, root, loader='train_dataloader', **overrides):
-    cfg = Config.fromfile(config_path(name))
+    cfg = load_config(config_path(name))
     dataset_cfg = cfg[loader].dataset
     dataset_cfg.data_root = root
     dataset_cfg.update(overrides)
@@ -89,7 +89,13 @@ def test_task_subset_and_unknown_task(nyuv2_root):
 def test_nyuv2_through_the_base_config(nyuv2_root):
     root, arrays = nyuv2_root
     dataset, cfg = build_from_config('nyuv2', root)
-    assert 'data_preprocessor' in cfg and 'val_evaluator' not in cfg
+    # the dataset base declares its data preprocessor and, with its task set, its evaluator
+    assert 'data_preprocessor' in cfg
+    assert set(cfg.val_evaluator.task_metrics) == {
+        'semseg',
+        'depth',
+        'normals',
+    }
     flips = set()
     for _ in range(12):
         sample = dataset[1]['data_samples']
@@ -263,6 +269,6 @@ def test_normals_as_stored_or_unit(nyuv2_root, tmp_path):
         )
         entry = dataset.get_data_info(0)['ann_info']['normals']
         assert entry['normals_gt'] == mode
-    cfg = Config.fromfile(config_path('nyuv2'))
+    cfg = load_config(config_path('nyuv2'))
     assert cfg.train_dataloader.dataset.normals_gt == 'stored'
     assert cfg.val_dataloader.dataset.normals_gt == 'stored'

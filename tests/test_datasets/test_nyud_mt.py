@@ -14,11 +14,11 @@ from dataset_layouts import (
     config_path,
     make_nyud_mt,
 )
-from mmengine.config import Config
 from mmengine.runner import Runner
 from PIL import Image
 
 from ctal_mm.datasets import DataFileError, NYUDMTDataset
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import DATASETS
 
 LOAD = [
@@ -214,7 +214,7 @@ def test_maps_of_another_size(tmp_path):
 
 def test_base_config_pipelines(archive):
     root, layout, written = archive
-    cfg = Config.fromfile(config_path('nyud_mt'))
+    cfg = load_config(config_path('nyud_mt'))
     assert cfg.crop_size == (480, 640)
     cfg.train_dataloader.dataset.data_root = root
     train = DATASETS.build(cfg.train_dataloader.dataset)
@@ -258,7 +258,7 @@ def _shrink(cfg, size, feature_size=None):
 
 
 def _runner_cfg(name, root, work_dir):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'nyud_mt', name))
+    cfg = load_config(osp.join(REPO, 'configs', 'nyud_mt', name))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = root
         cfg[loader].num_workers = 0

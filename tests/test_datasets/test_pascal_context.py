@@ -17,7 +17,6 @@ from dataset_layouts import (
     make_pascal,
     write_parts_mat,
 )
-from mmengine.config import Config
 from PIL import Image
 
 from ctal_mm.datasets import DataFileError, PascalContextMTDataset
@@ -26,6 +25,7 @@ from ctal_mm.datasets.pascal_context import (
     HUMAN_PART_GROUPS,
     NYU_COMPATIBLE_CONTEXT_CLASSES,
 )
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import DATASETS
 
 LOAD = [
@@ -165,7 +165,7 @@ def test_parts_cache_is_rebuilt_and_written(tmp_path):
 
 def test_train_and_test_pipelines_of_the_base_config(pascal_root):
     root, written = pascal_root
-    cfg = Config.fromfile(config_path('pascal_context'))
+    cfg = load_config(config_path('pascal_context'))
     cfg.train_dataloader.dataset.data_root = root
     train = DATASETS.build(cfg.train_dataloader.dataset)
     np.random.seed(0)

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 from dataset_layouts import config_path
-from mmengine.config import Config
 
 from ctal_mm.datasets import SyntheticScenesDataset, render_scene
 from ctal_mm.datasets.synthetic import (
     FOCAL_PER_WIDTH,
     synthetic_classes,
 )
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import DATASETS
 
 TASKS = ('semseg', 'depth', 'normals', 'edge', 'saliency', 'human_parts')
@@ -130,7 +130,7 @@ def test_dataset_and_its_metainfo():
 
 
 def test_base_config():
-    cfg = Config.fromfile(config_path('synthetic'))
+    cfg = load_config(config_path('synthetic'))
     assert 'data_preprocessor' in cfg
     train = DATASETS.build(cfg.train_dataloader.dataset)
     val = DATASETS.build(cfg.val_dataloader.dataset)

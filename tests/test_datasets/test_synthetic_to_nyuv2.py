@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 from dataset_layouts import REPO, config_path
-from mmengine.config import Config
 from repo_scripts import load_script
 
 from ctal_mm.datasets import render_scene
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import DATASETS
 
 TOOL = osp.join(REPO, 'tools', 'dataset_converters', 'synthetic_to_nyuv2.py')
@@ -26,7 +26,7 @@ def test_round_trip_through_the_nyuv2_config(tmp_path):
         [out, '--num-train', '2', '--num-val', '3', '--size', '24', '32',
          '--ignore-border', '2', '--seed', '5']
     )  # fmt: skip
-    cfg = Config.fromfile(config_path('nyuv2'))
+    cfg = load_config(config_path('nyuv2'))
     cfg.val_dataloader.dataset.data_root = out
     val = DATASETS.build(cfg.val_dataloader.dataset)
     assert len(val) == 3

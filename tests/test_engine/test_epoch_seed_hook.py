@@ -8,9 +8,9 @@ import types
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from repo_scripts import REPO
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.engine.hooks import CheckpointHook, EpochSeedHook
 from ctal_mm.engine.hooks.epoch_seed_hook import epoch_seed
 
@@ -49,7 +49,7 @@ def test_no_seed_leaves_the_generators_alone():
 
 
 def test_default_runtime_has_the_hook():
-    cfg = Config.fromfile(f'{REPO}/configs/_base_/default_runtime.py')
+    cfg = load_config(f'{REPO}/configs/_base_/default_runtime.py')
     assert cfg.default_hooks.epoch_seed == dict(type='EpochSeedHook')
 
 

@@ -5,18 +5,18 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 
 import ctal_mm.models.single_task  # noqa: F401  (registers the STL model)
 from ctal_mm.models.decoders.papnet import diffuse, pap_affinity
 from ctal_mm.models.losses.loss_keys import ExtraTerm
 from ctal_mm.registry import MODELS
-from ctal_mm.testing import random_multitask_samples
+from ctal_mm.testing import base_model_config, random_multitask_samples
 from ctal_mm.utils import register_all_modules
 
 register_all_modules()
 
 CONFIGS = Path(__file__).parents[2] / 'configs' / '_base_' / 'models'
+DATASETS = Path(__file__).parents[2] / 'configs' / '_base_' / 'datasets'
 NYU_TASKS = ('semseg', 'depth', 'normals')
 PASCAL_TASKS = ('semseg', 'normals', 'saliency', 'edge', 'human_parts')
 # Stages each baseline supervises.
@@ -43,7 +43,10 @@ TINY_SWIN_CHANNELS = 128
 
 
 def load(name, tree):
-    return Config.fromfile(CONFIGS / f'{name}_{tree}.py').model
+    dataset = 'pascal_context' if tree == 'swinv2s' else 'nyuv2'
+    return base_model_config(
+        CONFIGS / f'{name}_{tree}.py', DATASETS / f'{dataset}.py'
+    )
 
 
 samples_for = random_multitask_samples

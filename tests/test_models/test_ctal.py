@@ -3,13 +3,12 @@ activation checkpointing."""
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from ctal_mm.models.decoders.ctal import CrossTaskAffinityModule
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample
-from ctal_mm.testing import random_multitask_samples
+from ctal_mm.testing import base_model_config, random_multitask_samples
 from ctal_mm.utils import register_all_modules
 
 register_all_modules()
@@ -29,7 +28,7 @@ def _params(model):
 
 
 def _model_cfg(tasks=None, feature_size=(8, 8), **affinity):
-    cfg = Config.fromfile(CTAL_CONFIG).model
+    cfg = base_model_config(CTAL_CONFIG)
     if tasks is not None:
         cfg.tasks = tasks
     cfg.decoder.affinity.feature_size = feature_size
@@ -41,7 +40,7 @@ _samples = random_multitask_samples
 
 
 def test_nyuv2_and_cityscapes_parameter_counts_equal_the_reference():
-    nyu = MODELS.build(Config.fromfile(CTAL_CONFIG).model)
+    nyu = MODELS.build(base_model_config(CTAL_CONFIG))
     assert _params(nyu) == 6_057_216
     city = _model_cfg(
         tasks=dict(

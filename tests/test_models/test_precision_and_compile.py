@@ -4,12 +4,11 @@ it computes in float32 eager mode, within the precision of each."""
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from ctal_mm.models.decoders.ctal import CrossTaskAffinityModule
 from ctal_mm.registry import MODELS
-from ctal_mm.testing import random_multitask_batch
+from ctal_mm.testing import base_model_config, random_multitask_batch
 from ctal_mm.utils import register_all_modules
 
 register_all_modules()
@@ -30,7 +29,7 @@ def _loss_and_grads(model, data, context):
 
 @pytest.mark.parametrize('implementation', IMPLEMENTATIONS)
 def test_bf16_autocast_loss_and_gradient_match_float32(implementation):
-    cfg = Config.fromfile('configs/_base_/models/ctal_hrnet18s.py').model
+    cfg = base_model_config('configs/_base_/models/ctal_hrnet18s.py')
     cfg.decoder.affinity.update(
         feature_size=(8, 8), implementation=implementation
     )

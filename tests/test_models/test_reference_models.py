@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 from reference_checkpoints import read_listing, reference_state_dict
 
 import ctal_mm.models.single_task  # noqa: F401  (registers the STL model)
@@ -25,11 +24,13 @@ from ctal_mm.model_converters.reference_keys import (
     reference_key_rules,
 )
 from ctal_mm.registry import MODELS
+from ctal_mm.testing import base_model_config
 from ctal_mm.utils import register_all_modules
 
 register_all_modules()
 
 CONFIGS = Path(__file__).parents[2] / 'configs' / '_base_' / 'models'
+DATASETS = Path(__file__).parents[2] / 'configs' / '_base_' / 'datasets'
 # mmpretrain's SwinTransformerV2 (small) against torchvision's swin_v2_s
 SWIN_DIFFERENCE = 9_024
 
@@ -76,7 +77,10 @@ NOT_PARAMETERS = re.compile(
 
 def build(model, dataset):
     tree = 'swinv2s' if dataset == 'pascal' else 'hrnet18s'
-    cfg = Config.fromfile(CONFIGS / f'{CONFIG_NAMES[model]}_{tree}.py').model
+    cfg = base_model_config(
+        CONFIGS / f'{CONFIG_NAMES[model]}_{tree}.py',
+        DATASETS / ('pascal_context.py' if tree == 'swinv2s' else 'nyuv2.py'),
+    )
     if dataset == 'cityscapes':
         cfg.tasks = CITYSCAPES_TASKS
         if model in ('ctal', 'm_ctal'):

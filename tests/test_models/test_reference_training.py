@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 from reference_checkpoints import read_listing
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.model_converters.reference_keys import (
     SWIN_RECOMPUTED_BUFFERS,
     convert_reference_state_dict,
@@ -218,7 +218,7 @@ def reference_total(model, dataset, outputs, gt):
 
 # ------------------------------------------------------------ the model
 def shrunk_model(model, dataset):
-    cfg = Config.fromfile(config_path(model, dataset))
+    cfg = load_config(config_path(model, dataset))
     cfg.model.backbone.init_cfg = None
     H, W = INPUT[dataset]
     if (
@@ -332,7 +332,7 @@ def _reference_lr_by_epoch(model, dataset):
 
 @pytest.mark.parametrize('model,dataset', CASES)
 def test_recipe_equals_the_reference(model, dataset):
-    cfg = Config.fromfile(config_path(model, dataset))
+    cfg = load_config(config_path(model, dataset))
     lr, wd, epochs, _, batch = REFERENCE_OPTIM[dataset]
     optimizer = cfg.optim_wrapper.optimizer
     assert optimizer.type == 'Adam'
@@ -381,7 +381,7 @@ def test_layers_outside_the_backbone_start_as_pytorch_builds_them(
     """The reference builds its neck, heads and decoder and leaves PyTorch's
     init; layer_init='reference' gives the same distributions, and leaves the
     backbone as its own init (or file) made it."""
-    assert Config.fromfile(config_path(model, dataset)).model.layer_init == (
+    assert load_config(config_path(model, dataset)).model.layer_init == (
         'reference'
     )
     built = {}

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from mmengine.config import Config
 from mmengine.runner import Runner
 from reliability_helpers import DEMO, REPO, TRAIN, env
 
 from ctal_mm.engine.config_checks import ConfigError, check_config
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.utils import register_all_modules
 
 CONFIGS = sorted(
@@ -26,7 +26,7 @@ def _registered():
 
 
 def _demo(**changes):
-    cfg = Config.fromfile(DEMO)
+    cfg = load_config(DEMO)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].update(
             num_workers=0, persistent_workers=False, batch_size=2
@@ -47,7 +47,7 @@ def _problems(cfg):
     'path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS]
 )
 def test_every_shipped_config_passes(path):
-    check_config(Config.fromfile(path))
+    check_config(load_config(path))
 
 
 def test_a_task_the_dataset_does_not_provide():

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from reliability_helpers import state_dict, write_config
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.engine.hooks import (
     NonFiniteCheckpointError,
     NonFiniteGradientError,
@@ -46,7 +46,7 @@ class Snapshots(Hook):
 def _runner(tmp_path, on_non_finite='stop', max_epochs=2, **extra):
     """A tiny run whose depth head gets a NaN gradient (its loss is finite) in BAD_ITER."""
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(
+    cfg = load_config(
         write_config(tmp_path / 'tiny.py', max_epochs=max_epochs)
     )
     cfg.custom_hooks = []
@@ -135,7 +135,7 @@ def test_a_non_finite_model_is_never_saved_nor_rotates_the_good_one(
     tmp_path,
 ):
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(write_config(tmp_path / 'tiny.py', max_epochs=2))
+    cfg = load_config(write_config(tmp_path / 'tiny.py', max_epochs=2))
     cfg.custom_hooks = []
     cfg.default_hooks.non_finite.on_non_finite = 'skip'
     cfg.work_dir = str(tmp_path / 'work')

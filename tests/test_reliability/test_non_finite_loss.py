@@ -3,11 +3,11 @@
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from reliability_helpers import write_config
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.engine.hooks import NonFiniteLossError, NonFiniteLossHook
 from ctal_mm.engine.hooks.non_finite_loss_hook import SKIPPED_INFO
 from ctal_mm.utils import register_all_modules
@@ -42,7 +42,7 @@ def _adam_steps(optimizer):
 def _runner(tmp_path, head, on_non_finite='stop'):
     """A tiny run whose ``head`` (e.g. decoder.final_heads.depth) outputs NaN in BAD_ITER."""
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(write_config(tmp_path / 'tiny.py', max_epochs=2))
+    cfg = load_config(write_config(tmp_path / 'tiny.py', max_epochs=2))
     cfg.custom_hooks = []
     cfg.default_hooks.non_finite.on_non_finite = on_non_finite
     cfg.work_dir = str(tmp_path / 'work')

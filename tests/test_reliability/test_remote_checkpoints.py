@@ -6,12 +6,12 @@ cache, where a download would have left them."""
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 from reliability_helpers import run_test, write_config
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import UnsafeCheckpointError, register_all_modules
 
@@ -59,7 +59,7 @@ def _build_model(cfg):
 
 def _cfg(tmp_path, **extra):
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(write_config(tmp_path / 'tiny.py', max_epochs=1))
+    cfg = load_config(write_config(tmp_path / 'tiny.py', max_epochs=1))
     cfg.custom_hooks = []
     cfg.work_dir = str(tmp_path / 'work')
     cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]

@@ -6,12 +6,12 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from mmengine.config import Config
 from mmengine.runner import Runner
 from reliability_helpers import REPO
 
 from ctal_mm.datasets.base_multitask_dataset import SKIPPED_KEY
 from ctal_mm.datasets.file_io import DataFileError
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.engine.hooks.skipped_sample_hook import SKIPPED_INFO
 from ctal_mm.registry import DATASETS
 from ctal_mm.utils import register_all_modules
@@ -73,7 +73,7 @@ def test_skipped_samples_are_counted_per_epoch_across_workers(
     nyuv2, tmp_path, capsys
 ):
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(NYUV2)
+    cfg = load_config(NYUV2)
     cfg.model.decoder.affinity.feature_size = (8, 8)
     cfg.model.backbone.init_cfg = None  # from scratch: no ImageNet file here
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

@@ -10,10 +10,10 @@ import sys
 import time
 
 import pytest
-from mmengine.config import Config
 from mmengine.runner import Runner
 from reliability_helpers import env, train, write_config
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.checkpoint_files import is_complete_checkpoint
 from ctal_mm.utils.work_dir_lock import (
@@ -100,7 +100,7 @@ def test_the_holder_keeps_its_lock_fresh(tmp_path):
 
 def test_a_run_from_python_takes_the_lock_before_cleaning(tmp_path):
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(write_config(tmp_path / 'tiny.py', max_epochs=1))
+    cfg = load_config(write_config(tmp_path / 'tiny.py', max_epochs=1))
     cfg.custom_hooks = []
     work = tmp_path / 'work'
     cfg.work_dir = str(work)

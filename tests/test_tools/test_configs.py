@@ -7,10 +7,10 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 from repo_scripts import REPO, load_script
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import DATASETS, METRICS, MODELS
 from ctal_mm.utils import register_all_modules
 
@@ -71,7 +71,7 @@ def _point_at(cfg, roots):
 )
 def test_config_builds_model_datasets_and_evaluator(path, data_roots):
     register_all_modules()  # building outside a Runner: ctal_mm as the default scope
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     assert cfg.default_scope == 'ctal_mm'
     model = MODELS.build(cfg.model)
     expected = REFERENCE_PARAMS.get(osp.basename(path))
@@ -120,7 +120,7 @@ def test_nyuv2_real_layout_trains_and_validates(
     name, feature_size, data_roots, tmp_path
 ):
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'ctal', name))
+    cfg = load_config(osp.join(REPO, 'configs', 'ctal', name))
     _point_at(cfg, data_roots)
     cfg.model.decoder.affinity.feature_size = feature_size
     runner = _train_one_iteration(cfg, tmp_path)
@@ -149,7 +149,7 @@ val_evaluator = dict(task_metrics=dict(_delete_=True,
                                        depth=dict(type='DepthMetric')))
 test_evaluator = val_evaluator
 """)
-    cfg = Config.fromfile(str(child))
+    cfg = load_config(str(child))
     runner = _train_one_iteration(cfg, tmp_path / 'work')
     assert set(runner.model.tasks) == {'semseg', 'depth'}
     assert (

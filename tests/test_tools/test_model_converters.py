@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import torch
-from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 from reference_checkpoints import read_listing, reference_state_dict
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
 
@@ -47,7 +47,7 @@ def test_official_ctal_checkpoint_converts_and_loads(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'all loaded' in proc.stdout
 
-    model = MODELS.build(Config.fromfile(NYUV2_CTAL).model)
+    model = MODELS.build(load_config(NYUV2_CTAL).model)
     load_checkpoint(model, str(dst), strict=True)  # through our safe loader
     ours = model.state_dict()
     pairs = {

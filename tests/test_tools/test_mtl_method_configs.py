@@ -5,9 +5,9 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from repo_scripts import REPO, load_script
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.utils import register_all_modules
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'mtl_methods', '*.py')))
@@ -20,7 +20,7 @@ data_roots = configs_test.data_roots  # the module-scoped fixture
 )
 def test_mtl_method_config_trains_one_iteration(path, data_roots, tmp_path):
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     configs_test._point_at(cfg, data_roots)
     cfg.val_dataloader.dataset.indices = 1  # training is what is tested
     if 'affinity' in cfg.model.decoder:

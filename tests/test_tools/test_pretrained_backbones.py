@@ -9,9 +9,9 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
 from reference_checkpoints import read_listing, reference_state_dict
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import CheckpointMismatchError, register_all_modules
 
@@ -39,7 +39,7 @@ def _convert(*args):
 
 
 def _our_backbone():
-    cfg = Config.fromfile(HRNET_BASE)
+    cfg = load_config(HRNET_BASE)
     return MODELS.build(dict(cfg.model.backbone, init_cfg=None))
 
 
@@ -128,7 +128,7 @@ def test_converter_names_a_missing_key(tmp_path):
 
 
 def _nyuv2_ctal(checkpoint):
-    cfg = Config.fromfile(NYUV2_CTAL)
+    cfg = load_config(NYUV2_CTAL)
     cfg.model.backbone.init_cfg.checkpoint = str(checkpoint)
     return MODELS.build(cfg.model)
 
@@ -182,7 +182,7 @@ def test_every_real_dataset_config_starts_from_imagenet():
     )
     assert len(configs) > 20
     for path in configs:
-        cfg = Config.fromfile(path)
+        cfg = load_config(path)
         init = cfg.model.backbone.get('init_cfg')
         if 'synthetic' in path:
             assert init is None, path  # the demo trains from scratch
@@ -209,7 +209,7 @@ def test_swin_file_from_the_converter_loads_completely(tmp_path):
         env={'PYTHONPATH': REPO, 'OMP_NUM_THREADS': '1', 'PATH': ''},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    cfg = Config.fromfile(
+    cfg = load_config(
         osp.join(REPO, 'configs', '_base_', 'models', 'hps_swinv2s.py')
     )
     backbone_cfg = dict(cfg.model.backbone)

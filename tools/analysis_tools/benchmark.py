@@ -14,9 +14,10 @@ import statistics
 import time
 
 import torch
-from mmengine import Config, DictAction
+from mmengine import DictAction
 from mmengine.runner import Runner
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.model_weights import load_model_weights
@@ -117,9 +118,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
 
     if args.inferencer:
         return benchmark_inferencer(cfg, args)

@@ -140,9 +140,9 @@ def _loss_and_gradient_norm(cfg, batch, device, cast_dtype=None):
 def run_variant(args, overrides):
     """Inside a fresh process: one variant's numbers, as a dict."""
     import torch
-    from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
+    from ctal_mm.engine.config_loading import load_config
     from ctal_mm.engine.launch import enable_amp
     from ctal_mm.registry import MODELS
     from ctal_mm.testing import random_multitask_batch
@@ -153,7 +153,6 @@ def run_variant(args, overrides):
         torch.set_num_threads(args.threads)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     register_all_modules()
-    cfg = Config.fromfile(args.config)
     special = {}
     options = {}
     for item in overrides:
@@ -162,7 +161,7 @@ def run_variant(args, overrides):
             special[key] = bool(_value(text))
         else:
             options[key] = _value(text)
-    cfg.merge_from_dict(options)
+    cfg = load_config(args.config, options)
     if special.get('amp'):
         enable_amp(cfg)
     size = config_input_size(cfg, args.shape)

@@ -13,9 +13,10 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import DATASETS, VISUALIZERS
 from ctal_mm.utils import register_all_modules
 
@@ -100,9 +101,7 @@ def sample_name(index, data_sample):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     register_all_modules()
 
     loader_cfg = cfg.get('train_dataloader')

@@ -3,9 +3,11 @@
     python tools/analysis_tools/dump_configs.py OUT_DIR [--configs configs] [--state-dict]
 
 For each config under ``--configs`` (``_base_`` skipped) it writes ``OUT_DIR/<dir>/<name>.json``
-holding the resolved ``model``, ``train/val/test_dataloader`` and ``val/test_evaluator`` settings
-as sorted JSON. ``--state-dict`` also builds each model (from scratch: no pretrained file is read)
-and lists its parameter and buffer names with their shapes, the part a checkpoint must match.
+holding the ``model``, ``train/val/test_dataloader`` and ``val/test_evaluator`` settings
+as sorted JSON, resolved as the tools see them (``load_config``: the dataset's ``task_specs``
+and ``data_preprocessor`` wired in). ``--state-dict`` also builds each model (from scratch: no
+pretrained file is read) and lists its parameter and buffer names with their shapes, the part a
+checkpoint must match.
 Run it before and after a restructuring and ``diff -r`` the two directories.
 """
 
@@ -15,7 +17,7 @@ import json
 import os
 import os.path as osp
 
-from mmengine.config import Config
+from ctal_mm.engine.config_loading import load_config
 
 KEYS = (
     'model',
@@ -46,7 +48,7 @@ def _plain(value):
 
 def config_settings(path):
     """The resolved settings of one config file as plain containers (``None`` where unset)."""
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     return {key: _plain(cfg.get(key)) for key in KEYS}
 
 
@@ -56,7 +58,7 @@ def model_tensors(path):
     from ctal_mm.utils import register_all_modules
 
     register_all_modules()
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     backbone = cfg.model.get('backbone')
     if isinstance(backbone, dict) and backbone.get('init_cfg'):
         backbone['init_cfg'] = (

@@ -15,8 +15,9 @@ import sys
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.print_helper import complexity_stats_table
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.input_size import config_input_size
@@ -86,9 +87,7 @@ def count(model, height, width):
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     model = MODELS.build(cfg.model).eval()
     try:
         height, width = config_input_size(cfg, args.shape)

@@ -2,7 +2,9 @@
 
 import argparse
 
-from mmengine import Config, DictAction
+from mmengine import DictAction
+
+from ctal_mm.engine.config_loading import load_config
 
 
 def main():
@@ -15,9 +17,7 @@ def main():
         help='override settings, xxx=yyy pairs merged into the config',
     )
     args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     print(f'Config:\n{cfg.pretty_text}')
 
 

@@ -18,7 +18,6 @@ import statistics
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 
 from ctal_mm.datasets.synthetic import render_scene
 from ctal_mm.datasets.transforms import (
@@ -28,6 +27,7 @@ from ctal_mm.datasets.transforms import (
     MultiTaskRandomResize,
     MultiTaskResize,
 )
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample, task_kind
 from ctal_mm.utils import register_all_modules
@@ -61,7 +61,7 @@ PASCAL_SIZE = (375, 500)
 
 # ------------------------------------------------------------------------ 12
 def _shrunk(config, size, stride, layer_init, seed):
-    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg = load_config(osp.join(ROOT, config))
     cfg.model.backbone.init_cfg = (
         None  # no ImageNet file here: the same random backbone
     )

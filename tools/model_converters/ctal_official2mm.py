@@ -21,8 +21,9 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.model_converters.reference_keys import (
     MODELS as REFERENCE_MODELS,
 )
@@ -121,9 +122,7 @@ def read_state_dict(path: str, trust_pickle: bool) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     model_cfg = cfg.model
     reference_model = args.model or reference_model_name(model_cfg)
     model = MODELS.build(model_cfg)

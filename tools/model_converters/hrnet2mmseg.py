@@ -33,8 +33,8 @@ import sys
 from collections import OrderedDict
 
 import torch
-from mmengine.config import Config
 
+from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.checkpoint_files import atomic_write
@@ -138,7 +138,7 @@ def convert(state_dict, expected, task=None):
 
 def build_backbone():
     register_all_modules()
-    cfg = Config.fromfile(BACKBONE_CONFIG)
+    cfg = load_config(BACKBONE_CONFIG)
     return MODELS.build(dict(cfg.model.backbone, init_cfg=None))
 
 

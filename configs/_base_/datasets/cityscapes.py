@@ -15,21 +15,24 @@ test_pipeline = [
     dict(type='LoadMultiTaskAnnotations'),
     dict(type='PackMultiTaskInputs'),
 ]
-# The reference's task heads and losses on Cityscapes, shared by the CTAL and baseline configs
-# (model = dict(tasks={{_base_.task_specs}})): semseg weight 1, depth weight 10.
+# The task set, declared once (docs/add_new_task.md): `tasks` selects, `task_specs` gives
+# each task's kind, channels (semseg: the label set's class count), loss, weight and metric.
+# The reference's heads and losses (semseg weight 1, depth weight 10) and its scoring (MTAN
+# protocol): mIoU with absent classes excluded, depth abs/rel error.
+tasks = ('semseg', 'depth')
 task_specs = dict(
-    _delete_=True,
     semseg=dict(
         kind='segmentation',
-        channels=19,
         loss=dict(type='MTCrossEntropyLoss'),
         weight=1.0,
+        metric=dict(type='SegmentationMetric', absent_classes='exclude'),
     ),
     depth=dict(
         kind='depth',
         channels=1,
         loss=dict(type='MaskedL1DepthLoss'),
         weight=10.0,
+        metric=dict(type='DepthMetric'),
     ),
 )
 data_preprocessor = dict(
@@ -50,7 +53,6 @@ train_dataloader = dict(
         data_root=data_root,
         split='train',
         label_set='label_19',
-        tasks=('semseg', 'depth'),
         pipeline=train_pipeline,
     ),
 )
@@ -64,9 +66,11 @@ val_dataloader = dict(
         data_root=data_root,
         split='val',
         label_set='label_19',
-        tasks=('semseg', 'depth'),
         test_mode=True,
         pipeline=test_pipeline,
     ),
 )
 test_dataloader = val_dataloader
+# task_metrics come from task_specs
+val_evaluator = dict(type='MultiTaskMetric')
+test_evaluator = val_evaluator

@@ -7,6 +7,36 @@
 dataset_type = 'NYUv2Dataset'
 data_root = 'data/nyuv2'
 
+# The task set, declared once (docs/add_new_task.md): `tasks` selects what the model predicts,
+# the datasets load and the evaluators score; `task_specs` gives each task's kind, output
+# channels (segmentation: the dataset's class count when omitted), loss, weight and metric.
+# The reference's heads and losses: weights 1 / 1 / 1, cosine normals loss. Its scoring (MTAN
+# protocol): mIoU with absent classes excluded, depth abs/rel error, normal angles (acos of
+# the dot product).
+tasks = ('semseg', 'depth', 'normals')
+task_specs = dict(
+    semseg=dict(
+        kind='segmentation',
+        loss=dict(type='MTCrossEntropyLoss'),
+        weight=1.0,
+        metric=dict(type='SegmentationMetric', absent_classes='exclude'),
+    ),
+    depth=dict(
+        kind='depth',
+        channels=1,
+        loss=dict(type='MaskedL1DepthLoss'),
+        weight=1.0,
+        metric=dict(type='DepthMetric'),
+    ),
+    normals=dict(
+        kind='normals',
+        channels=3,
+        loss=dict(type='NormalsLoss', mode='cosine'),
+        weight=1.0,
+        metric=dict(type='NormalsMetric', angle='acos'),
+    ),
+)
+
 train_pipeline = [
     dict(type='LoadMultiTaskImage'),
     dict(type='LoadMultiTaskAnnotations'),
@@ -36,7 +66,6 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         split='train',
-        tasks=('semseg', 'depth', 'normals'),
         normals_gt='stored',
         pipeline=train_pipeline,
     ),
@@ -50,10 +79,14 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         split='val',
-        tasks=('semseg', 'depth', 'normals'),
         normals_gt='stored',
         test_mode=True,
         pipeline=test_pipeline,
     ),
 )
 test_dataloader = val_dataloader
+# task_metrics come from task_specs. Add
+# stl_baselines=dict(semseg=dict(mIoU=...), depth=dict(abs_err=...), normals=dict(mean=...))
+# with your single-task numbers to get delta_m (and save the best checkpoint by it).
+val_evaluator = dict(type='MultiTaskMetric')
+test_evaluator = val_evaluator

@@ -6,6 +6,54 @@ dataset_type = 'SyntheticScenesDataset'
 synthetic_img_size = (96, 128)
 synthetic_num_classes = 9  # floor, wall, ceiling + 6 object classes
 
+# The task set, declared once (docs/add_new_task.md): `tasks` selects what the model predicts,
+# the datasets load and the evaluators score (the NYUv2-like three by default; add e.g. 'edge'
+# to train and score it too); `task_specs` gives every task the scenes have: kind, channels
+# (segmentation: the scenes' class counts), loss, weight (1 each) and metric.
+tasks = ('semseg', 'depth', 'normals')
+task_specs = dict(
+    semseg=dict(
+        kind='segmentation',
+        loss=dict(type='MTCrossEntropyLoss'),
+        weight=1.0,
+        metric=dict(type='SegmentationMetric'),
+    ),
+    depth=dict(
+        kind='depth',
+        channels=1,
+        loss=dict(type='MaskedL1DepthLoss'),
+        weight=1.0,
+        metric=dict(type='DepthMetric'),
+    ),
+    normals=dict(
+        kind='normals',
+        channels=3,
+        loss=dict(type='NormalsLoss', mode='cosine'),
+        weight=1.0,
+        metric=dict(type='NormalsMetric'),
+    ),
+    edge=dict(
+        kind='edge',
+        channels=1,
+        loss=dict(type='BalancedBCEEdgeLoss', pos_weight=0.95),
+        weight=1.0,
+        metric=dict(type='EdgeMetric'),
+    ),
+    saliency=dict(
+        kind='saliency',
+        channels=1,
+        loss=dict(type='BalancedSaliencyLoss'),
+        weight=1.0,
+        metric=dict(type='SaliencyMetric'),
+    ),
+    human_parts=dict(
+        kind='segmentation',
+        loss=dict(type='MTCrossEntropyLoss'),
+        weight=1.0,
+        metric=dict(type='SegmentationMetric'),
+    ),
+)
+
 train_pipeline = [
     dict(type='LoadSyntheticScene'),
     dict(type='MultiTaskRandomFlip', prob=0.5),
@@ -48,7 +96,6 @@ train_dataloader = dict(
         num_classes=synthetic_num_classes,
         seed=0,
         split='train',
-        tasks=('semseg', 'depth', 'normals'),
         pipeline=train_pipeline,
     ),
 )
@@ -64,9 +111,11 @@ val_dataloader = dict(
         num_classes=synthetic_num_classes,
         seed=1,
         split='val',
-        tasks=('semseg', 'depth', 'normals'),
         test_mode=True,
         pipeline=test_pipeline,
     ),
 )
 test_dataloader = val_dataloader
+# task_metrics come from task_specs
+val_evaluator = dict(type='MultiTaskMetric')
+test_evaluator = val_evaluator

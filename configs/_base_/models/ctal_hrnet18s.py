@@ -1,18 +1,12 @@
-# CTAL with HRNet-W18-small-v2, as the reference's CNN tree, for NYUv2 (MTAN protocol):
-# semseg 13 + depth + normals at 288x384 -> CTAL features 72x96 (N = 6912).
-# Raw [0, 1] images (mean 0, std 255), no normalisation, as the reference.
+# CTAL with HRNet-W18-small-v2, as the reference's CNN tree, sized for NYUv2 (MTAN protocol):
+# 288x384 inputs -> CTAL features 72x96 (N = 6912). The tasks (`task_specs`) and the data
+# preprocessing (`data_preprocessor`) come from the dataset base config the experiment config
+# inherits with this one (docs/add_new_task.md).
 # The backbone's BN momentum is the reference's HRNet constant (0.01); the fuse neck and the
 # heads keep PyTorch's 0.1, as there.
 norm_cfg = dict(type='BN', requires_grad=True, momentum=0.01)
 model = dict(
     type='MultiTaskEncoderDecoder',
-    # the dataset config's `data_preprocessor` is wired in by each experiment config:
-    # model = dict(data_preprocessor=<the dataset config's data_preprocessor>)
-    data_preprocessor=dict(
-        type='MultiTaskDataPreProcessor',
-        mean=[0.0, 0.0, 0.0],
-        std=[255.0, 255.0, 255.0],
-    ),
     backbone=dict(
         type='HRNet',
         norm_cfg=norm_cfg,
@@ -79,26 +73,6 @@ model = dict(
             # the same function without any (memory linear in N, faster when 9 x tasks x
             # channels < N, as for NYUv2); measured in docs/benchmarks.md
             implementation='factored',
-        ),
-    ),
-    tasks=dict(
-        semseg=dict(
-            kind='segmentation',
-            channels=13,
-            loss=dict(type='MTCrossEntropyLoss'),
-            weight=1.0,
-        ),
-        depth=dict(
-            kind='depth',
-            channels=1,
-            loss=dict(type='MaskedL1DepthLoss'),
-            weight=1.0,
-        ),
-        normals=dict(
-            kind='normals',
-            channels=3,
-            loss=dict(type='NormalsLoss', mode='cosine'),
-            weight=1.0,
         ),
     ),
     loss_weighting=dict(type='FixedWeighting'),

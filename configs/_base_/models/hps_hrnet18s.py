@@ -1,7 +1,7 @@
 # Hard parameter sharing (HPS) with HRNet-W18-small-v2, as the CTAL reference's baseline: the
 # shared backbone, then per task an HRNet head (fuse the four maps at stride 4, 1x1 conv + BN +
-# ReLU, 1x1 conv to the task's channels). Tasks, data preprocessing and backbone as CTAL's
-# (NYUv2 by default; experiment configs set the dataset's tasks).
+# ReLU, 1x1 conv to the task's channels). Backbone as CTAL's; tasks and data preprocessing
+# from the dataset base config.
 _base_ = ['./ctal_hrnet18s.py']
 model = dict(
     neck=None,

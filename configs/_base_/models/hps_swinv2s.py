@@ -2,22 +2,10 @@
 # transformer reference's baseline: the shared backbone's 768-ch stride-32 map, then per task a
 # DeepLab-v3 head. The reference uses torchvision's swin_v2_s; mmpretrain's SwinTransformerV2
 # (arch small, window 8) has 9,024 fewer parameters and otherwise the same layers.
-# Task weights are the reference's baseline configs' (semseg 1, human parts 2, saliency 5,
-# edge 50, normals 10); its CTAL config gives semseg 2 (ctal_swinv2s.py).
-# Task order as the reference's (it orders PAP-Net's per-task mixing weights).
+# The tasks (`task_specs`: the reference's baseline weights, in its task order) and the data
+# preprocessing come from the dataset base config, configs/_base_/datasets/pascal_context.py.
 model = dict(
     type='MultiTaskEncoderDecoder',
-    # the dataset config's `data_preprocessor` is wired in by each experiment config:
-    # model = dict(data_preprocessor={{_base_.data_preprocessor}})
-    data_preprocessor=dict(
-        type='MultiTaskDataPreProcessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        size=(512, 512),
-        pad_val=0,
-        pad_mode='centre',
-        test_cfg=dict(size=(512, 512), pad_mode='centre'),
-    ),
     backbone=dict(
         type='mmpretrain.SwinTransformerV2',
         arch='small',
@@ -43,38 +31,6 @@ model = dict(
     decoder=dict(
         type='HPSDecoder',
         head=dict(type='DeepLabTaskHead', in_channels=768),
-    ),
-    tasks=dict(
-        semseg=dict(
-            kind='segmentation',
-            channels=21,
-            loss=dict(type='MTCrossEntropyLoss'),
-            weight=1.0,
-        ),
-        normals=dict(
-            kind='normals',
-            channels=3,
-            loss=dict(type='NormalsLoss', mode='l1'),
-            weight=10.0,
-        ),
-        saliency=dict(
-            kind='saliency',
-            channels=2,
-            loss=dict(type='BalancedSaliencyLoss'),
-            weight=5.0,
-        ),
-        edge=dict(
-            kind='edge',
-            channels=1,
-            loss=dict(type='BalancedBCEEdgeLoss', pos_weight=0.95),
-            weight=50.0,
-        ),
-        human_parts=dict(
-            kind='segmentation',
-            channels=7,
-            loss=dict(type='MTCrossEntropyLoss'),
-            weight=2.0,
-        ),
     ),
     # The reference's HPS loss counts every task twice (its initial and final predictions
     # are the same tensor): total = 2 * sum_t w_t L_t. stage_weights=dict(final=1.0)

@@ -16,6 +16,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from prettytable import PrettyTable
 
+from ctal_mm.datasets.base_multitask_dataset import classes_key
 from ctal_mm.registry import METRICS
 from ctal_mm.structures import IGNORE_INDEX, class_names
 from ctal_mm.utils.misc import to_numpy
@@ -114,7 +115,9 @@ class SegmentationMetric(BaseTaskMetric):
     """Confusion matrix over the split: mIoU, pixel accuracy, per-class IoU (logged).
 
     Args:
-        num_classes: number of classes.
+        num_classes: number of classes (default: the count of the dataset's class names for
+            the task, ``classes`` / ``<task>_classes`` of ``dataset_meta``, which the
+            Runner's evaluator sets).
         absent_classes: ``'exclude'``: mIoU is the mean over classes present in prediction or
             ground truth (nan-mean, the CNN reference); ``'zero'``: IoU = TP / max(union, 1e-8) for
             every class, so an absent class counts 0 (the transformer reference).
@@ -130,7 +133,7 @@ class SegmentationMetric(BaseTaskMetric):
     def __init__(
         self,
         task: str = 'semseg',
-        num_classes: int = 13,
+        num_classes: Optional[int] = None,
         absent_classes: str = 'exclude',
         only_images_with_labels: bool = False,
         background_index: int = 0,
@@ -142,11 +145,24 @@ class SegmentationMetric(BaseTaskMetric):
             raise ValueError(
                 f"absent_classes must be 'exclude' or 'zero', got {absent_classes!r}"
             )
-        self.num_classes = num_classes
+        self._num_classes = num_classes
         self.absent_classes = absent_classes
         self.only_images_with_labels = only_images_with_labels
         self.background_index = background_index
         self.ignore_index = ignore_index
+
+    @property
+    def num_classes(self) -> int:
+        if self._num_classes is not None:
+            return self._num_classes
+        classes = (self.dataset_meta or {}).get(classes_key(self.task))
+        if classes is None:
+            raise ValueError(
+                f'SegmentationMetric(task={self.task!r}) has no num_classes and its '
+                f"dataset_meta has no '{classes_key(self.task)}' to count. Set "
+                'num_classes, or evaluate on a dataset whose metainfo names the classes.'
+            )
+        return len(classes)
 
     def image_statistics(self, gt, pred):
         gt, pred = (
