@@ -8,15 +8,9 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from ctal_mm.registry import TRANSFORMS
+from ctal_mm.structures.dataset_meta import class_names
 
 from .file_io import DataFileError
-
-
-def classes_key(task: str) -> str:
-    """The metainfo key of a segmentation task's class names: ``classes`` for ``semseg`` (as
-    mmseg), ``<task>_classes`` for the others (e.g. ``human_parts_classes``)."""
-    return 'classes' if task == 'semseg' else f'{task}_classes'
-
 
 DATASET_HINT = (
     'Prepare the dataset as docs/dataset_prepare.md describes and point '
@@ -174,10 +168,9 @@ class BaseMultiTaskDataset(BaseDataset):
         The config's ``metainfo`` entry, else the class's METAINFO; subclasses whose classes
         depend on their arguments (a label set, a class count) override it.
         """
-        key = classes_key(task)
-        classes = (dataset_cfg.get('metainfo') or {}).get(key)
+        classes = class_names(dataset_cfg.get('metainfo'), task)
         if classes is None:
-            classes = cls.METAINFO.get(key)
+            classes = class_names(cls.METAINFO, task)
         return None if classes is None else tuple(classes)
 
     @classmethod

@@ -23,6 +23,15 @@ from .mtl import JacobianDescent
 
 def parse_task_spec(tasks: Mapping[str, Mapping]) -> 'OrderedDict[str, dict]':
     """Validate the config's ``model.tasks`` and fill in defaults (kind, loss, weight)."""
+    if tasks is None:
+        raise ValueError(
+            'model.tasks is not set. The shipped configs declare their task set as '
+            'task_specs in the dataset base config, which becomes model.tasks when the '
+            'config is loaded: use ctal_mm.engine.load_config(path), or build the runner '
+            'with RUNNERS.build(cfg) / MultiTaskRunner.from_cfg(cfg) (runner_type='
+            "'MultiTaskRunner', as tools/train.py); mmengine's Runner.from_cfg skips it. "
+            'Or set model.tasks=dict(<task>=dict(kind=..., channels=...)).'
+        )
     if not isinstance(tasks, Mapping) or not tasks:
         raise ValueError(
             'model.tasks must be a non-empty dict {task: dict(kind=..., '
@@ -94,7 +103,7 @@ class MultiTaskEncoderDecoder(BaseModel):
         self,
         backbone: dict,
         decoder: dict,
-        tasks: Mapping[str, Mapping],
+        tasks: Optional[Mapping[str, Mapping]] = None,
         neck: Optional[dict] = None,
         loss_weighting: dict = dict(type='FixedWeighting'),
         aggregator: Optional[dict] = None,

@@ -268,3 +268,17 @@ def test_segmentation_metric_counts_the_dataset_classes():
     with pytest.raises(ValueError, match="no 'classes' to count"):
         SegmentationMetric(task='semseg').num_classes
     assert SegmentationMetric(num_classes=6).num_classes == 6
+
+
+def test_an_unresolved_config_built_directly_names_the_loading_paths(tmp_path):
+    # mmengine's Runner.from_cfg does not read runner_type: the model says what to use
+    from ctal_mm.registry import MODELS
+
+    cfg = Config.fromfile(
+        child_config(tmp_path, "tasks = ('semseg', 'depth')")
+    )
+    register_all_modules()
+    with pytest.raises(
+        ValueError, match='model.tasks is not set.*load_config'
+    ):
+        MODELS.build(cfg.model)

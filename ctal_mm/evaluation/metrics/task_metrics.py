@@ -16,9 +16,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from prettytable import PrettyTable
 
-from ctal_mm.datasets.base_multitask_dataset import classes_key
 from ctal_mm.registry import METRICS
-from ctal_mm.structures import IGNORE_INDEX, class_names
+from ctal_mm.structures import IGNORE_INDEX, class_meta_key, class_names
 from ctal_mm.utils.misc import to_numpy
 
 
@@ -155,11 +154,12 @@ class SegmentationMetric(BaseTaskMetric):
     def num_classes(self) -> int:
         if self._num_classes is not None:
             return self._num_classes
-        classes = (self.dataset_meta or {}).get(classes_key(self.task))
+        classes = class_names(self.dataset_meta, self.task)
         if classes is None:
+            key = class_meta_key(self.dataset_meta, self.task, 'classes')
             raise ValueError(
                 f'SegmentationMetric(task={self.task!r}) has no num_classes and its '
-                f"dataset_meta has no '{classes_key(self.task)}' to count. Set "
+                f"dataset_meta has no '{key}' to count. Set "
                 'num_classes, or evaluate on a dataset whose metainfo names the classes.'
             )
         return len(classes)

@@ -11,7 +11,7 @@ import torch
 from ctal_mm.utils import safe_torch_load
 
 HERE = osp.dirname(osp.abspath(__file__))
-REPO = osp.dirname(osp.dirname(HERE))
+REPO = osp.dirname(HERE)
 DEMO = osp.join(
     REPO, 'configs', 'ctal', 'ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
 )
