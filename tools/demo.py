@@ -15,10 +15,10 @@ import os
 import os.path as osp
 import time
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
-from ctal_mm.engine.config_loading import load_config
+from ctal_mm.engine.config_loading import add_cfg_options_argument, load_config
 from ctal_mm.utils import register_all_modules
 
 DEMO_CONFIG = 'configs/ctal/ctal_hrnet18s_1xb8-4e_synthetic-96x128.py'
@@ -36,12 +36,7 @@ def parse_args():
         default='work_dirs/demo',
         help='where everything is written',
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings, xxx=yyy pairs merged into the config',
-    )
+    add_cfg_options_argument(parser)
     return parser.parse_args()
 
 

@@ -10,10 +10,11 @@ the analysis tools and converters all load configs with it, and
 config it is built from, so ``RUNNERS.build(Config.fromfile(path))`` sees the same settings.
 """
 
+import argparse
 import copy
 from typing import Mapping, Optional, Union
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 
 from .task_specs import apply_task_specs
 
@@ -57,3 +58,16 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return resolve_config(cfg)
+
+
+def add_cfg_options_argument(
+    parser: argparse.ArgumentParser, example: Optional[str] = None
+) -> None:
+    """The ``--cfg-options KEY=VALUE ...`` flag every tool takes, for :func:`load_config`."""
+    text = 'override config settings, xxx=yyy pairs merged into the config'
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help=text if example is None else f'{text}, e.g. {example}',
+    )

@@ -12,11 +12,11 @@ from typing import Callable
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
 
 from .config_checks import ConfigError, check_config
-from .config_loading import load_config
+from .config_loading import add_cfg_options_argument, load_config
 from .distributed import CPUDistributedDataParallel
 
 CPU_DDP = CPUDistributedDataParallel.__name__
@@ -164,12 +164,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         'fit are loaded; the others keep their initial values). Without it a missing, '
         'unexpected or reshaped key stops the run.',
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, xxx=yyy pairs merged into the config, e.g. '
-        'train_dataloader.batch_size=4 "model.tasks.depth.weight=2"',
+    add_cfg_options_argument(
+        parser, 'train_dataloader.batch_size=4 "model.tasks.depth.weight=2"'
     )
     parser.add_argument(
         '--launcher',

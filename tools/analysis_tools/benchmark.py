@@ -14,10 +14,9 @@ import statistics
 import time
 
 import torch
-from mmengine import DictAction
 from mmengine.runner import Runner
 
-from ctal_mm.engine.config_loading import load_config
+from ctal_mm.engine.config_loading import add_cfg_options_argument, load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.model_weights import load_model_weights
@@ -106,12 +105,7 @@ def parse_args(argv=None):
         metavar=('H', 'W'),
         help="--inferencer: image size (default: the config's input size)",
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings, xxx=yyy pairs merged into the config',
-    )
+    add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -13,10 +13,9 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
-from ctal_mm.engine.config_loading import load_config
+from ctal_mm.engine.config_loading import add_cfg_options_argument, load_config
 from ctal_mm.registry import DATASETS, VISUALIZERS
 from ctal_mm.utils import register_all_modules
 
@@ -48,13 +47,7 @@ def parse_args(argv=None):
         default=None,
         help='draw only the first NUM samples (default: all)',
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, xxx=yyy pairs merged into the '
-        'config, e.g. train_dataloader.dataset.num_samples=4',
-    )
+    add_cfg_options_argument(parser, 'train_dataloader.dataset.num_samples=4')
     args = parser.parse_args(argv)
     if args.output_dir is None and args.not_show:
         parser.error(

@@ -15,9 +15,8 @@ import sys
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.print_helper import complexity_stats_table
-from mmengine.config import DictAction
 
-from ctal_mm.engine.config_loading import load_config
+from ctal_mm.engine.config_loading import add_cfg_options_argument, load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.input_size import config_input_size
@@ -32,12 +31,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--show-table', action='store_true', help='per-module table'
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings, xxx=yyy pairs merged into the config',
-    )
+    add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -2,20 +2,13 @@
 
 import argparse
 
-from mmengine import DictAction
-
-from ctal_mm.engine.config_loading import load_config
+from ctal_mm.engine.config_loading import add_cfg_options_argument, load_config
 
 
 def main():
     parser = argparse.ArgumentParser(description='Print the whole config')
     parser.add_argument('config', help='config file path')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings, xxx=yyy pairs merged into the config',
-    )
+    add_cfg_options_argument(parser)
     args = parser.parse_args()
     cfg = load_config(args.config, args.cfg_options)
     print(f'Config:\n{cfg.pretty_text}')

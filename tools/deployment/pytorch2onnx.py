@@ -16,10 +16,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.config import DictAction
 from torch import nn
 
 from ctal_mm.apis import init_model, model_input_size
+from ctal_mm.engine.config_loading import add_cfg_options_argument
 from ctal_mm.models.test_time_aug import soft_prediction
 
 
@@ -124,12 +124,7 @@ def parse_args(argv=None):
         default=1e-4,
         help='largest relative difference --verify accepts',
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings, xxx=yyy pairs merged into the config',
-    )
+    add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
 

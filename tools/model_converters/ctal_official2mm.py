@@ -21,9 +21,8 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.config import DictAction
 
-from ctal_mm.engine.config_loading import load_config
+from ctal_mm.engine.config_loading import add_cfg_options_argument, load_config
 from ctal_mm.model_converters.reference_keys import (
     MODELS as REFERENCE_MODELS,
 )
@@ -70,12 +69,7 @@ def parse_args(argv=None):
         help='load SRC with weights_only=False (runs pickled code: only '
         'for files you trust that hold more than tensors)',
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as in tools/train.py',
-    )
+    add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
 
