@@ -288,7 +288,7 @@ class JacobianOptimWrapper(OptimWrapper):
 
         One backward pass per task from L_t itself, not from one-hot rows over the
         stacked losses: a pass then walks only the part of the graph L_t depends on (not
-        the other tasks' heads and losses), about a quarter less work for CTAL on NYUv2.
+        the other tasks' heads and losses).
         A loop, not torch.vmap: CTAL's factored affinity has a hand-written backward
         (in-place and out= ops) that vmap cannot batch."""
         rows = []
