@@ -189,28 +189,12 @@ class JacobianOptimWrapper(OptimWrapper):
         # accumulation factor (1 / accumulative_counts) and loss scale
         factor = float(self.scale_loss(torch.ones(())))
         scale = self._scale()
-        if descent.gramian and features is not None:
-            self._split_gramian_backward(
-                descent,
-                module,
-                features,
-                shared,
-                other,
-                task_losses,
-                extra,
-                factor * scale,
-            )
-        elif descent.gramian:
-            self._gramian_backward(
-                descent,
-                module,
-                shared,
-                other,
-                task_losses,
-                extra,
-                factor * scale,
-            )
-        elif features is not None:
+        split = features is not None
+        if split and descent.gramian:
+            # the Gramian split at z covers the shared modules before z only
+            before_ids = descent.feature_parameter_ids(module)
+            split = all(id(p) in before_ids for p in shared)
+        if split:
             self._split_backward(
                 descent,
                 module,
@@ -221,6 +205,16 @@ class JacobianOptimWrapper(OptimWrapper):
                 extra,
                 factor * scale,
                 scale,
+            )
+        elif descent.gramian:
+            self._gramian_backward(
+                descent,
+                module,
+                shared,
+                other,
+                task_losses,
+                extra,
+                factor * scale,
             )
         else:
             if descent.jacobian == 'features':
@@ -345,7 +339,9 @@ class JacobianOptimWrapper(OptimWrapper):
         parameters after z (T VJPs through the decoder only, batched); stage 2 takes
         the T rows dL_t/dz back through the feature modules in one batched backward.
         By the chain rule, row t of stage 2 is dL_t/dθ for every θ before z: the same
-        Jacobian as one backward pass per task through the whole model."""
+        Jacobian as one backward pass per task through the whole model. After stage 1,
+        ``jacobian='features'`` aggregates at z instead (:meth:`_aggregate_features`),
+        and ``gramian=True`` takes the Gramian through z (:meth:`_gramian_at_features`)."""
         feats = [features] if torch.is_tensor(features) else list(features)
         if not feats or not all(f.requires_grad for f in feats):
             raise RuntimeError(
@@ -365,7 +361,11 @@ class JacobianOptimWrapper(OptimWrapper):
                 rows[id(p)] = g.reshape(g.shape[0], -1)
             else:
                 self._add_grad([p], [g.sum(0)])
-        if descent.jacobian == 'features':
+        if descent.gramian:  # every shared parameter is before z here
+            self._gramian_at_features(
+                descent, module, feats, feat_rows, before, shared_ids
+            )
+        elif descent.jacobian == 'features':
             self._aggregate_features(
                 descent, feats, feat_rows, before, after, rows, scale
             )
@@ -429,88 +429,54 @@ class JacobianOptimWrapper(OptimWrapper):
             ),
         )
 
-    def _split_gramian_backward(
-        self,
-        descent,
-        module,
-        features,
-        shared,
-        other,
-        task_losses,
-        extra,
-        mult,
+    def _gramian_at_features(
+        self, descent, module, feats, feat_rows, before, shared_ids
     ):
-        """The Gramian path split at the shared features z: stage 1 as in
-        :meth:`_split_backward` gives the rows g_t = dL_t/dz (a loop, so no custom
-        backward of the decoder meets torch.vmap); torchjd's engine then takes the
-        Gramian of the Jacobian of the T scalars <g_t, z> over the shared modules.
-        By the chain rule that Jacobian is the shared parameters' Jacobian of the
-        losses, so the Gramian is the same as over the whole graph, while the engine's
-        batched backward walks only the modules before z."""
-        feats = [features] if torch.is_tensor(features) else list(features)
-        before_ids = descent.feature_parameter_ids(module)
-        shared_ids = {id(p) for p in shared}
-        if not shared_ids <= before_ids:
-            # a shared module after z (e.g. CTAL's affinity): the whole-graph path
-            self._gramian_backward(
-                descent, module, shared, other, task_losses, extra, mult
-            )
-            return
-        params = shared + other
-        after = [p for p in params if id(p) not in before_ids]
-        before_other = [
-            p
-            for p in params
-            if id(p) in before_ids and id(p) not in shared_ids
-        ]
-        grads = self._per_task_grads(task_losses, feats + after, mult)
-        feat_rows, after_rows = grads[: len(feats)], grads[len(feats) :]
-        self._add_grad(after, [g.sum(0) for g in after_rows])
+        """The Gramian path after stage 1: torchjd's engine takes the Gramian of the
+        Jacobian of the T scalars <g_t, z> (g_t = dL_t/dz, held constant) over the shared
+        modules. By the chain rule that Jacobian is the shared parameters' Jacobian of
+        the losses, so the Gramian is the one over the whole graph, while the engine's
+        batched backward walks only the modules before z (no custom backward of the
+        decoder meets torch.vmap). The shared parameters then get the gradient of
+        sum_t w_t L_t, the other feature-module parameters the plain sum."""
+        count = feat_rows[0].shape[0]
         projections = torch.stack(
             [
                 sum(
                     (row[t].detach() * f).sum()
                     for row, f in zip(feat_rows, feats)
                 )
-                for t in range(len(task_losses))
+                for t in range(count)
             ]
         )
-        engine = descent.gramian_engine(module)
         scale = self._scale()
+        engine = descent.gramian_engine(module)
         gramian = engine.compute_gramian(projections) / (scale * scale)
         if torch.isfinite(gramian).all():
             weights = descent.weighting(_at_least_float32(gramian))
         else:  # handed on: GradScaler skips the step
             weights = torch.full_like(gramian[0], float('nan'))
         weights = weights.to(feat_rows[0].dtype)
-        combined = [torch.tensordot(weights, row, dims=1) for row in feat_rows]
-        self._add_grad(
-            shared,
-            torch.autograd.grad(
-                feats,
-                shared,
-                grad_outputs=combined,
-                retain_graph=True,
-                allow_unused=True,
-            ),
-        )
-        if (
-            before_other
-        ):  # feature modules the aggregator does not cover: the sum
+        for group, row_weights in (
+            ([p for p in before if id(p) in shared_ids], weights),
+            ([p for p in before if id(p) not in shared_ids], None),
+        ):
+            if not group:
+                continue
             self._add_grad(
-                before_other,
+                group,
                 torch.autograd.grad(
                     feats,
-                    before_other,
-                    grad_outputs=[row.sum(0) for row in feat_rows],
+                    group,
+                    grad_outputs=[
+                        row.sum(0)
+                        if row_weights is None
+                        else torch.tensordot(row_weights, row, dims=1)
+                        for row in feat_rows
+                    ],
                     retain_graph=True,
                     allow_unused=True,
                 ),
-            )
-        if extra is not None:
-            self._add_grad(
-                params,
-                torch.autograd.grad(extra * mult, params, allow_unused=True),
             )
 
     def _gramian_backward(
