@@ -156,4 +156,6 @@ def test_training_logs_no_file_client_deprecation(tmp_path):
     assert not [m for m in messages if 'HardDiskBackend' in m], messages
     assert not [m for m in messages if '"FileClient" will be' in m], messages
     assert 'another warning' in messages
-    assert osp.exists(tmp_path / 'epoch_1.pth')  # saved through the filtered path
+    assert osp.exists(
+        tmp_path / 'epoch_1.pth'
+    )  # saved through the filtered path
