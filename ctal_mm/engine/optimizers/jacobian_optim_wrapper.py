@@ -190,15 +190,18 @@ class JacobianOptimWrapper(OptimWrapper):
         factor = float(self.scale_loss(torch.ones(())))
         scale = self._scale()
         split = features is not None
-        if split and descent.gramian:
-            # the Gramian split at z covers the shared modules before z only
+        if split:
             before_ids = descent.feature_parameter_ids(module)
-            split = all(id(p) in before_ids for p in shared)
+            # the Gramian split at z covers the shared modules before z only
+            split = not descent.gramian or all(
+                id(p) in before_ids for p in shared
+            )
         if split:
             self._split_backward(
                 descent,
                 module,
                 features,
+                before_ids,
                 shared,
                 other,
                 task_losses,
@@ -327,6 +330,7 @@ class JacobianOptimWrapper(OptimWrapper):
         descent,
         module,
         features,
+        before_ids,
         shared,
         other,
         task_losses,
@@ -339,7 +343,8 @@ class JacobianOptimWrapper(OptimWrapper):
         parameters after z (T VJPs through the decoder only, batched); stage 2 takes
         the T rows dL_t/dz back through the feature modules in one batched backward.
         By the chain rule, row t of stage 2 is dL_t/dθ for every θ before z: the same
-        Jacobian as one backward pass per task through the whole model. After stage 1,
+        Jacobian as one backward pass per task through the whole model (``before_ids``:
+        the ids of the feature modules' parameters). After stage 1,
         ``jacobian='features'`` aggregates at z instead (:meth:`_aggregate_features`),
         and ``gramian=True`` takes the Gramian through z (:meth:`_gramian_at_features`)."""
         feats = [features] if torch.is_tensor(features) else list(features)
@@ -348,7 +353,6 @@ class JacobianOptimWrapper(OptimWrapper):
                 'JacobianOptimWrapper: the recorded shared features '
                 '(_jacobian_features) must be tensors that require grad.'
             )
-        before_ids = descent.feature_parameter_ids(module)
         shared_ids = {id(p) for p in shared}
         params = shared + other
         after = [p for p in params if id(p) not in before_ids]
@@ -363,7 +367,7 @@ class JacobianOptimWrapper(OptimWrapper):
                 self._add_grad([p], [g.sum(0)])
         if descent.gramian:  # every shared parameter is before z here
             self._gramian_at_features(
-                descent, module, feats, feat_rows, before, shared_ids
+                descent, module, feats, feat_rows, before, shared_ids, scale
             )
         elif descent.jacobian == 'features':
             self._aggregate_features(
@@ -430,7 +434,7 @@ class JacobianOptimWrapper(OptimWrapper):
         )
 
     def _gramian_at_features(
-        self, descent, module, feats, feat_rows, before, shared_ids
+        self, descent, module, feats, feat_rows, before, shared_ids, scale
     ):
         """The Gramian path after stage 1: torchjd's engine takes the Gramian of the
         Jacobian of the T scalars <g_t, z> (g_t = dL_t/dz, held constant) over the shared
@@ -449,7 +453,6 @@ class JacobianOptimWrapper(OptimWrapper):
                 for t in range(count)
             ]
         )
-        scale = self._scale()
         engine = descent.gramian_engine(module)
         gramian = engine.compute_gramian(projections) / (scale * scale)
         if torch.isfinite(gramian).all():
