@@ -5,9 +5,9 @@
 For each config under ``--configs`` (``_base_`` skipped) it writes ``OUT_DIR/<dir>/<name>.json``
 holding the ``model``, ``train/val/test_dataloader`` and ``val/test_evaluator`` settings
 as sorted JSON, as ``Config.fromfile`` reads them (the dataset base configs derive the model's,
-the loaders' and the evaluators' task settings in the file). ``--state-dict`` also builds each model (from scratch: no
-pretrained file is read) and lists its parameter and buffer names with their shapes, the part a
-checkpoint must match.
+the loaders' and the evaluators' task settings in the file). ``--state-dict`` also builds
+each model (from scratch: no pretrained file is read) and lists its parameter and buffer
+names with their shapes, the part a checkpoint must match.
 Run it before and after a restructuring and ``diff -r`` the two directories.
 """
 
