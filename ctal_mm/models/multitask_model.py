@@ -100,7 +100,6 @@ class MultiTaskEncoderDecoder(BaseModel):
         self.with_cp = with_cp
         self.jacobian_descent = None
         if aggregator is not None:
-            # gramian / jacobian / parallel_chunk_size are read from the dict
             self.jacobian_descent = JacobianDescent(
                 aggregator, list(self.tasks), shared_modules
             )
@@ -110,8 +109,6 @@ class MultiTaskEncoderDecoder(BaseModel):
                 'model.shared_modules is set but model.aggregator is not: '
                 "shared modules only matter to an aggregator (dict(type='UPGrad'), say)."
             )
-        self._jacobian_step_pending = False
-        self._jacobian_features = None
 
     # ----------------------------------------------------------------- init
     def pretrained_modules(self) -> List[nn.Module]:
@@ -136,10 +133,12 @@ class MultiTaskEncoderDecoder(BaseModel):
     def decode(self, inputs: Tensor) -> Dict[str, Dict[str, Tensor]]:
         """Logits per stage and task, at the input size."""
         feats = self.extract_feat(inputs)
-        if self._jacobian_step_pending:
+        if self.jacobian_descent is not None:
             # JacobianOptimWrapper splits the backward pass here: the decoder once per
             # task (to these features), the backbone and neck once, batched over tasks
-            self._jacobian_features = feats
+            self.jacobian_descent.record_features(
+                feats, [self.backbone, self.neck]
+            )
         outputs = self.decoder(feats)
         size = inputs.shape[-2:]
         return {
@@ -237,7 +236,7 @@ class MultiTaskEncoderDecoder(BaseModel):
         if (
             self.jacobian_descent is not None
             and self.training
-            and not self._jacobian_step_pending
+            and not self.jacobian_descent.step_open
         ):
             raise TypeError(
                 'model.aggregator is set, so the optimiser wrapper must be '
