@@ -32,7 +32,7 @@ from ctal_mm.model_converters.reference_keys import (
 )
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.checkpoint_files import atomic_write
+from ctal_mm.engine.checkpoint_files import atomic_write
 from ctal_mm.utils.compat import UnsafeCheckpointError, safe_torch_load
 
 # our decoder (or model) type -> the reference's model name

@@ -37,7 +37,7 @@ import torch
 from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.checkpoint_files import atomic_write
+from ctal_mm.engine.checkpoint_files import atomic_write
 from ctal_mm.utils.compat import UnsafeCheckpointError, safe_torch_load
 from ctal_mm.utils.model_weights import (
     CheckpointMismatchError,

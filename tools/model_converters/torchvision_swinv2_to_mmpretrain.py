@@ -24,7 +24,7 @@ import sys
 import torch
 
 from ctal_mm.model_converters.reference_keys import convert_torchvision_swin_v2
-from ctal_mm.utils.checkpoint_files import atomic_write
+from ctal_mm.engine.checkpoint_files import atomic_write
 from ctal_mm.utils.compat import UnsafeCheckpointError, safe_torch_load
 
 
