@@ -236,12 +236,17 @@ def build_tool_runner(cfg: Config):
 
 
 def run_or_exit(step: Callable[[], object]) -> object:
-    """``step()``; a checkpoint that does not fit or is unsafe exits with its message alone
-    (it says what is wrong and what to do; a traceback adds nothing)."""
+    """``step()``; a checkpoint that does not fit, is unsafe or is damaged exits with its
+    message alone (it says what is wrong and what to do; a traceback adds nothing)."""
+    from ctal_mm.utils.checkpoint_integrity import CorruptCheckpointError
     from ctal_mm.utils.compat import UnsafeCheckpointError
     from ctal_mm.utils.model_weights import CheckpointMismatchError
 
     try:
         return step()
-    except (CheckpointMismatchError, UnsafeCheckpointError) as error:
+    except (
+        CheckpointMismatchError,
+        UnsafeCheckpointError,
+        CorruptCheckpointError,
+    ) as error:
         sys.exit(f'{type(error).__name__}: {error}')

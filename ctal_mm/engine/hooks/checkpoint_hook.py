@@ -6,12 +6,6 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 from mmengine.model import is_model_wrapper
 
-from ctal_mm.engine.hooks.non_finite_loss_hook import (
-    named_list,
-    non_finite_names,
-    tensors_in,
-)
-from ctal_mm.registry import HOOKS
 from ctal_mm.engine.checkpoint_files import (
     ATOMIC_BACKEND,
     POINTER,
@@ -20,13 +14,19 @@ from ctal_mm.engine.checkpoint_files import (
     is_complete_checkpoint,
     remove_incomplete_files,
 )
-from ctal_mm.utils.dependency_noise import drop_file_client_deprecation
-from ctal_mm.utils.model_weights import check_checkpoint_fits
+from ctal_mm.engine.hooks.non_finite_loss_hook import (
+    named_list,
+    non_finite_names,
+    tensors_in,
+)
 from ctal_mm.engine.work_dir_lock import (
     holds_work_dir_lock,
     lock_config,
     lock_work_dir,
 )
+from ctal_mm.registry import HOOKS
+from ctal_mm.utils.dependency_noise import drop_file_client_deprecation
+from ctal_mm.utils.model_weights import check_checkpoint_fits
 
 
 class NonFiniteCheckpointError(FloatingPointError):
