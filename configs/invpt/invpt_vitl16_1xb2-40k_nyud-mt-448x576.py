@@ -34,3 +34,9 @@ data_preprocessor = dict(
     size=crop_size, test_cfg=dict(size=crop_size, pad_mode='centre')
 )
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
+# iteration-based logging and checkpoints (the schedule is by iteration)
+log_processor = dict(by_epoch=False)
+default_hooks = dict(
+    logger=dict(log_metric_by_epoch=False),
+    checkpoint=dict(by_epoch=False, interval=1000),
+)

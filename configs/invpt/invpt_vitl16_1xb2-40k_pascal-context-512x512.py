@@ -12,6 +12,10 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 model = dict(
+    # the official task order (the dataset's task_specs follow the CTAL reference's)
+    decoder=dict(
+        task_order=('semseg', 'human_parts', 'saliency', 'normals', 'edge')
+    ),
     backbone=dict(
         img_size=(512, 512),
         init_cfg=dict(
@@ -22,6 +26,12 @@ model = dict(
             'tools/model_converters/timm_vit2mm.py model.safetensors '
             'checkpoints/vit_large_patch16_384_512x512.pth --img-size 512 512.',
         ),
-    )
+    ),
 )
 train_dataloader = dict(batch_size=2)
+# iteration-based logging and checkpoints (the schedule is by iteration)
+log_processor = dict(by_epoch=False)
+default_hooks = dict(
+    logger=dict(log_metric_by_epoch=False),
+    checkpoint=dict(by_epoch=False, interval=1000),
+)

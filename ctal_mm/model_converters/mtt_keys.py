@@ -14,7 +14,7 @@ channel reductions) and the cross-task LayerNorms follow the official task
 order, which the yml's ``task_dictionary`` does not set: it is the fixed
 order of :data:`OFFICIAL_TASK_ORDER`. A model whose tasks run in another
 order would need those tensors permuted; the converter refuses it instead,
-naming the order to use.
+naming the order to use (the decoder's ``task_order``).
 """
 
 import re
@@ -56,7 +56,7 @@ def check_official_task_order(tasks: Sequence[str], method: str) -> None:
         raise ValueError(
             f'The model predicts {list(tasks)}, the official {method} code '
             f'orders them {expected} (its per-task lists and cross-task '
-            "norms follow that order): set the dataset config's `tasks` "
+            "norms follow that order): set the decoder's task_order "
             f'to {tuple(expected)}.'
         )
 
@@ -77,23 +77,17 @@ def map_invpt_key(key: str) -> str:
 KEY_MAPPERS = {'invpt': map_invpt_key}
 
 
-def strip_module_prefix(state_dict: Mapping[str, Tensor]) -> Dict:
-    """Without DataParallel's ``module.`` prefix."""
-    return {
-        (k[len('module.') :] if k.startswith('module.') else k): v
-        for k, v in state_dict.items()
-    }
-
-
 def convert_mtt_state_dict(
     state_dict: Mapping[str, Tensor],
     method: str,
     tasks: Sequence[str],
 ) -> Dict[str, Tensor]:
-    """An official state dict of ``method`` with our keys.
+    """An official state dict of ``method`` (read by
+    :func:`ctal_mm.model_converters.official_files.read_official_state_dict`:
+    no ``module.`` prefix) with our keys.
 
-    ``tasks``: the model's task names in its order (checked against the
-    official order). Keys are renamed only; the caller compares the result
+    ``tasks``: the decoder's task names in its order (``decoder.task_names``,
+    checked against the official order). Keys are renamed only; the caller compares the result
     with the model (:func:`ctal_mm.utils.check_state_dict`).
     """
     if method not in KEY_MAPPERS:
@@ -103,7 +97,7 @@ def convert_mtt_state_dict(
     check_official_task_order(tasks, method)
     mapper = KEY_MAPPERS[method]
     converted = {}
-    for key, value in strip_module_prefix(state_dict).items():
+    for key, value in state_dict.items():
         ours = mapper(key)
         if ours in converted:
             raise ValueError(

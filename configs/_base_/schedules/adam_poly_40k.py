@@ -21,8 +21,7 @@ train_cfg = dict(
 )
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-log_processor = dict(by_epoch=False)
-default_hooks = dict(
-    logger=dict(log_metric_by_epoch=False),
-    checkpoint=dict(by_epoch=False, interval=1000),
-)
+# Iteration-based logging and checkpoints: set by the experiment config (default_runtime.py
+# defines log_processor and default_hooks, and bases may not both define a key):
+# log_processor = dict(by_epoch=False); default_hooks = dict(logger=dict(log_metric_by_epoch=
+# False), checkpoint=dict(by_epoch=False, interval=1000)).

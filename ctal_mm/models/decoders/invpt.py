@@ -20,8 +20,9 @@ Built as the official ``TransformerDecoder`` + ``InvPT`` + ``MLPHead``
 so its parameters and state dict correspond one to one
 (``tools/model_converters/mtt2mm.py``). The official code builds a few
 modules its forward never uses (the second backbone skip projection
-``scale_embed.2``, ``invpt.norm_mt`` and the first stage's channel
-reductions ``invpt.redu_chan.0``); they are built here too, so that the
+``scale_embed.2``, ``invpt.norm_mt``, the first stage's channel
+reductions ``invpt.redu_chan.0`` and its attention fusion, which has no
+previous scores to fuse); they are built here too, so that the
 parameter counts and checkpoints match, and frozen
 (``requires_grad=False``), so that distributed training needs no
 ``find_unused_parameters``.
@@ -324,7 +325,8 @@ class InvPTTransformer(nn.Module):
             in_channels = dim
         # built by the official code, not used by its forward
         self.norm_mt = nn.LayerNorm(in_channels * T)
-        for unused in (self.norm_mt, self.redu_chan[0]):
+        first_fuse = self.invpt_stages[0].blocks[0].attn.fuse_attn
+        for unused in (self.norm_mt, self.redu_chan[0], first_fuse):
             unused.requires_grad_(False)
         self.mt_proj = nn.ModuleDict(
             {
@@ -384,6 +386,11 @@ class InvPTDecoder(BaseMultiTaskDecoder):
         kv_strides (Sequence[int]): Key / value pooling per stage (2, 4, 8).
         norm_cfg (dict): The BatchNorm layers (the official code uses
             SyncBatchNorm: ``dict(type='SyncBN')`` for several GPUs).
+        task_order (Sequence[str], optional): The order of the tasks in the
+            decoder's per-task lists and cross-task norms, if not the
+            model's (PASCAL-Context's ``task_specs`` run in the CTAL
+            reference's order; the official InvPT order is
+            semseg, human_parts, saliency, normals, edge).
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -396,9 +403,21 @@ class InvPTDecoder(BaseMultiTaskDecoder):
         num_heads: Sequence[int] = (2, 2, 2),
         kv_strides: Sequence[int] = (2, 4, 8),
         norm_cfg: dict = dict(type='BN'),
+        task_order: Optional[Sequence[str]] = None,
         init_cfg: Optional[dict] = None,
     ):
         super().__init__(tasks, init_cfg)
+        if task_order is not None:
+            if sorted(task_order) != sorted(self.task_names):
+                raise ValueError(
+                    f'InvPTDecoder: task_order={tuple(task_order)} must '
+                    f'list the model tasks {tuple(self.task_names)}, each '
+                    'once.'
+                )
+            self.task_channels = OrderedDict(
+                (t, self.task_channels[t]) for t in task_order
+            )
+            self.task_names = list(task_order)
         if len(num_heads) != 3 or len(kv_strides) != 3:
             raise ValueError(
                 'InvPTDecoder: num_heads and kv_strides need one entry per '
