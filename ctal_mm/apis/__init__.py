@@ -1,14 +1,8 @@
 """Using a trained model: MMSegmentation's ``init_model`` / ``inference_model`` and an
 inferencer for files, folders, arrays and videos (docs/inference.md)."""
 
-from .inference import (
-    affinity_feature_size,
-    dataset_meta_of,
-    inference_model,
-    init_model,
-    model_input_size,
-)
-from .multitask_inferencer import MultiTaskInferencer
+from .inference import dataset_meta_of, init_model, model_input_size
+from .multitask_inferencer import MultiTaskInferencer, inference_model
 from .prediction_files import (
     PredictionFilesHook,
     read_prediction_file,
@@ -28,7 +22,6 @@ __all__ = [
     'inference_model',
     'MultiTaskInferencer',
     'model_input_size',
-    'affinity_feature_size',
     'dataset_meta_of',
     'write_prediction_files',
     'read_prediction_file',

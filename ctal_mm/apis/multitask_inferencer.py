@@ -1,4 +1,5 @@
-"""MultiTaskInferencer: every task of a trained model on files, folders and arrays."""
+"""MultiTaskInferencer: every task of a trained model on files, folders and
+arrays, and MMSegmentation's ``inference_model`` on it."""
 
 import os
 import os.path as osp
@@ -15,7 +16,7 @@ from mmengine.registry import init_default_scope
 from rich.progress import track
 
 from ctal_mm.models.test_time_aug import MultiTaskTTAModel, flip_tta_pipeline
-from ctal_mm.registry import TRANSFORMS
+from ctal_mm.registry import INFERENCERS, TRANSFORMS
 from ctal_mm.structures import MultiTaskDataSample, task_kind
 from ctal_mm.visualization import MultiTaskVisualizer
 
@@ -32,6 +33,7 @@ def _has_display() -> bool:
     )
 
 
+@INFERENCERS.register_module()
 class MultiTaskInferencer(BaseInferencer):
     """Predict every task of a multitask model, as MMSegmentation's MMSegInferencer.
 
@@ -45,9 +47,10 @@ class MultiTaskInferencer(BaseInferencer):
         model: config file / Config, or a built model (its ``cfg`` is used).
         weights: checkpoint, loaded strictly (another model's checkpoint is refused).
         device: default: CUDA if available, else CPU.
-        input_size: (h, w) fed to the model; default from the config
-            (:func:`~ctal_mm.apis.inference.model_input_size`); None there means each image
-            at its own size, padded to a multiple of 32.
+        input_size: (h, w) fed to the model; default
+            :func:`~ctal_mm.apis.inference.model_input_size` (the model's fixed
+            input size, else the config's); None there means each image at its
+            own size, padded to a multiple of 32.
         resize_mode: 'resize' (stretch to the input size, default) or 'keep_ratio_pad'
             (scale to fit, pad the rest; the padding is dropped from the predictions).
         tta: average each prediction with that of the mirrored image
@@ -96,7 +99,7 @@ class MultiTaskInferencer(BaseInferencer):
         self.cfg = cfg
         self.show_progress = show_progress
         if isinstance(input_size, str):
-            input_size = model_input_size(cfg)
+            input_size = model_input_size(self.model, cfg)
         self.input_size = None if input_size is None else tuple(input_size)
         self.resize_mode = resize_mode
         self.tta = tta
@@ -334,3 +337,24 @@ class MultiTaskInferencer(BaseInferencer):
             visualization=visualization,
             skipped=list(self.skipped),
         )
+
+
+def inference_model(
+    model: BaseModel, imgs: Union[InputType, Sequence[InputType]]
+) -> Union[MultiTaskDataSample, List[MultiTaskDataSample]]:
+    """Predict every task on one image or a list (paths or BGR arrays as mmcv
+    reads them).
+
+    Each image is brought to the model's input size (resized, see
+    :class:`MultiTaskInferencer`) and every ``pred_<task>`` comes back at the
+    image's original size.
+
+    Returns:
+        One :class:`MultiTaskDataSample` for one image, a list for a list.
+    """
+    inferencer = MultiTaskInferencer(model, show_progress=False)
+    single = not isinstance(imgs, (list, tuple))
+    result = inferencer(imgs, return_datasamples=True)['predictions']
+    if single:
+        return result[0]
+    return result
