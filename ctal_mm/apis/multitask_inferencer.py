@@ -15,14 +15,17 @@ from mmengine.model import BaseModel
 from mmengine.registry import init_default_scope
 from rich.progress import track
 
+from ctal_mm.datasets.transforms import (
+    UnreadableImageError,
+    inference_pipeline,
+)
 from ctal_mm.models.test_time_aug import MultiTaskTTAModel, flip_tta_pipeline
 from ctal_mm.registry import INFERENCERS, TRANSFORMS
 from ctal_mm.structures import MultiTaskDataSample, task_kind
 from ctal_mm.visualization import MultiTaskVisualizer
+from ctal_mm.visualization.prediction_files import write_prediction_files
 
 from .inference import _as_config, init_model, model_input_size
-from .prediction_files import write_prediction_files
-from .transforms import UnreadableImageError, inference_pipeline
 
 InputType = Union[str, np.ndarray]
 
@@ -278,7 +281,7 @@ class MultiTaskInferencer(BaseInferencer):
             inputs: a file, a folder, an array or a list of them.
             return_datasamples: return MultiTaskDataSamples instead of numpy dicts.
             batch_size: images per forward.
-            out_dir: write the files of :mod:`ctal_mm.apis.prediction_files` there.
+            out_dir: write the files of :mod:`ctal_mm.visualization.prediction_files` there.
             show: show each panel in a window (ignored, with a warning, without a display).
             wait_time: seconds each window stays (0: until a key).
             with_labels: class names on the panels' segmentation tiles.
