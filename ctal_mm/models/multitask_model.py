@@ -1,9 +1,7 @@
 """MultiTaskEncoderDecoder: backbone -> neck -> multitask decoder, supervised per task and stage."""
 
-import copy
 import logging
 import math
-from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -20,44 +18,7 @@ from .activation_checkpoint import checkpointed
 from .layer_init import check_layer_init, reset_to_pytorch_defaults
 from .losses.loss_keys import format_loss_dict
 from .mtl import JacobianDescent
-
-
-def parse_task_spec(tasks: Mapping[str, Mapping]) -> 'OrderedDict[str, dict]':
-    """Validate the config's ``model.tasks`` and fill in defaults (kind, loss, weight)."""
-    if tasks is None:
-        raise ValueError(
-            'model.tasks is not set. The shipped configs declare their task set as '
-            'task_specs in the dataset base config, which becomes model.tasks when the '
-            'config is loaded: use ctal_mm.engine.load_config(path), or build the runner '
-            'with RUNNERS.build(cfg) / MultiTaskRunner.from_cfg(cfg) (runner_type='
-            "'MultiTaskRunner', as tools/train.py); mmengine's Runner.from_cfg skips it. "
-            'Or set model.tasks=dict(<task>=dict(kind=..., channels=...)).'
-        )
-    if not isinstance(tasks, Mapping) or not tasks:
-        raise ValueError(
-            'model.tasks must be a non-empty dict {task: dict(kind=..., '
-            f'channels=..., loss=..., weight=...)}}, got {tasks!r}.'
-        )
-    spec = OrderedDict()
-    for name, cfg in tasks.items():
-        cfg = dict(cfg)
-        kind = get_task_kind(name, {name: cfg.get('kind')})
-        if not isinstance(cfg.get('channels'), int) or cfg['channels'] < 1:
-            raise ValueError(
-                f"model.tasks.{name} needs 'channels' (a positive int: the number "
-                f'of output channels), got {cfg.get("channels")!r}.'
-            )
-        cfg['kind'] = kind.name
-        if 'loss' not in cfg:
-            if kind.default_loss is None:
-                raise ValueError(
-                    f"model.tasks.{name} needs 'loss': kind {kind.name!r} has no "
-                    "default loss. Name one, e.g. loss=dict(type='MyLoss')."
-                )
-            cfg['loss'] = copy.deepcopy(dict(kind.default_loss))
-        cfg.setdefault('weight', 1.0)
-        spec[name] = cfg
-    return spec
+from .task_spec import parse_task_spec
 
 
 def _finest_size(feats) -> Tuple[int, int]:
@@ -159,7 +120,6 @@ class MultiTaskEncoderDecoder(BaseModel):
         self.with_cp = with_cp
         self.jacobian_descent = None
         if aggregator is not None:
-            # gramian / jacobian / parallel_chunk_size are read from the dict
             self.jacobian_descent = JacobianDescent(
                 aggregator, list(self.tasks), shared_modules
             )
@@ -169,8 +129,6 @@ class MultiTaskEncoderDecoder(BaseModel):
                 'model.shared_modules is set but model.aggregator is not: '
                 "shared modules only matter to an aggregator (dict(type='UPGrad'), say)."
             )
-        self._jacobian_step_pending = False
-        self._jacobian_features = None
         # (sy, sx) input size / finest backbone (+ neck) map, once measured
         self._feature_stride: Optional[Tuple[int, int]] = None
 
@@ -271,10 +229,12 @@ class MultiTaskEncoderDecoder(BaseModel):
         """Logits per stage and task, at the input size."""
         feats = self.extract_feat(inputs)
         self._check_input_size(inputs, feats)
-        if self._jacobian_step_pending:
+        if self.jacobian_descent is not None:
             # JacobianOptimWrapper splits the backward pass here: the decoder once per
             # task (to these features), the backbone and neck once, batched over tasks
-            self._jacobian_features = feats
+            self.jacobian_descent.record_features(
+                feats, [self.backbone, self.neck]
+            )
         outputs = self.decoder(feats)
         size = inputs.shape[-2:]
         return {
@@ -372,7 +332,7 @@ class MultiTaskEncoderDecoder(BaseModel):
         if (
             self.jacobian_descent is not None
             and self.training
-            and not self._jacobian_step_pending
+            and not self.jacobian_descent.step_open
         ):
             raise TypeError(
                 'model.aggregator is set, so the optimiser wrapper must be '

@@ -22,6 +22,7 @@ import sys
 
 import torch
 
+from ctal_mm.engine.checkpoint_files import write_checkpoint
 from ctal_mm.engine.config_loading import add_cfg_options_argument, load_config
 from ctal_mm.model_converters.reference_keys import (
     MODELS as REFERENCE_MODELS,
@@ -32,7 +33,6 @@ from ctal_mm.model_converters.reference_keys import (
 )
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.checkpoint_files import atomic_write
 from ctal_mm.utils.compat import UnsafeCheckpointError, safe_torch_load
 
 # our decoder (or model) type -> the reference's model name
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     # through <dst>.tmp and a rename: an interrupted run leaves no half file
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    atomic_write(buffer.getvalue(), args.dst)
+    write_checkpoint(buffer.getvalue(), args.dst)
     print(
         f'{args.src} -> {args.dst}: {len(converted)} tensors of a '
         f'{reference_model} ({tree}) model, all loaded into {args.config}.'
