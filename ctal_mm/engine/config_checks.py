@@ -217,6 +217,8 @@ def check_metrics(cfg: Config, spec: Mapping, metas: Mapping) -> List[str]:
 
 def _static_problems(cfg: Config, metas: Mapping) -> List[str]:
     model = cfg.get('model')
+    while isinstance(model, Mapping) and isinstance(model.get('module'), Mapping):
+        model = model['module']  # a test-time-augmentation wrapper
     if not isinstance(model, Mapping):
         return []
     spec, problems = task_spec_problems(model.get('tasks'))
@@ -231,12 +233,16 @@ def _static_problems(cfg: Config, metas: Mapping) -> List[str]:
     return problems
 
 
-def _dataset_meta(cfg: Config, loader: str) -> Optional[dict]:
+def _dataset_meta(cfg: Config, loader: str) -> Tuple[Optional[dict], List[str]]:
+    """The metainfo of ``loader``'s dataset, or the problem its arguments have."""
     dataset = (cfg.get(loader) or {}).get('dataset')
-    meta = dataset_metainfo(dataset)
+    try:
+        meta = dataset_metainfo(dataset, strict=True)
+    except ValueError as error:
+        return None, [f'{loader}.dataset: {error}']
     if meta is None:
-        return None
-    return dict(meta, _type=_dataset_cfgs(dataset)[0].get('type'))
+        return None, []
+    return dict(meta, _type=_dataset_cfgs(dataset)[0].get('type')), []
 
 
 def check_config(
@@ -252,8 +258,11 @@ def check_config(
     Raises:
         ConfigError: listing every problem found.
     """
-    metas = {loader: _dataset_meta(cfg, loader) for loader in loaders}
-    problems = _static_problems(cfg, metas)
+    metas, problems = {}, []
+    for loader in loaders:
+        metas[loader], dataset_problems = _dataset_meta(cfg, loader)
+        problems += dataset_problems
+    problems += _static_problems(cfg, metas)
     if problems:
         raise ConfigError(problems, cfg.filename)
 

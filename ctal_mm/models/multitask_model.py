@@ -181,7 +181,9 @@ class MultiTaskEncoderDecoder(BaseModel):
         size = (512, 512)
         mean = getattr(self.data_preprocessor, 'mean', None)
         channels = 3 if mean is None else mean.numel()
-        inputs = torch.empty(1, channels, *size, device='meta')
+        # in the parameters' dtype: a model converted with .double() takes double inputs
+        dtype = next(self.backbone.parameters()).dtype
+        inputs = torch.empty(1, channels, *size, device='meta', dtype=dtype)
 
         def meta_state(module):
             tensors = list(module.named_parameters())
