@@ -217,7 +217,9 @@ def check_metrics(cfg: Config, spec: Mapping, metas: Mapping) -> List[str]:
 
 def _static_problems(cfg: Config, metas: Mapping) -> List[str]:
     model = cfg.get('model')
-    while isinstance(model, Mapping) and isinstance(model.get('module'), Mapping):
+    while isinstance(model, Mapping) and isinstance(
+        model.get('module'), Mapping
+    ):
         model = model['module']  # a test-time-augmentation wrapper
     if not isinstance(model, Mapping):
         return []
@@ -233,7 +235,9 @@ def _static_problems(cfg: Config, metas: Mapping) -> List[str]:
     return problems
 
 
-def _dataset_meta(cfg: Config, loader: str) -> Tuple[Optional[dict], List[str]]:
+def _dataset_meta(
+    cfg: Config, loader: str
+) -> Tuple[Optional[dict], List[str]]:
     """The metainfo of ``loader``'s dataset, or the problem its arguments have."""
     dataset = (cfg.get(loader) or {}).get('dataset')
     try:
