@@ -20,7 +20,6 @@ the selected tasks, fails with an error naming the files and the fix. Where each
 comes from (the public loaders of the three projects) is in docs/dataset_prepare.md.
 """
 
-import colorsys
 import os.path as osp
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -29,6 +28,7 @@ import numpy as np
 
 from ctal_mm.registry import DATASETS
 from ctal_mm.structures import IGNORE_INDEX, get_task_kind
+from ctal_mm.utils.palette import hsv_palette, spread_hues
 
 from .base_multitask_dataset import DATASET_HINT, BaseMultiTaskDataset
 from .file_io import (
@@ -58,13 +58,10 @@ NYUD_MT_CLASSES = (
 
 def spread_palette(num_classes: int) -> List[List[int]]:
     """Distinct colours: hues by the golden ratio, alternating two brightness levels."""
-    palette = []
-    for k in range(num_classes):
-        hue = (k * 0.618033988749895) % 1.0
-        value = 0.95 if k % 2 == 0 else 0.7
-        r, g, b = colorsys.hsv_to_rgb(hue, 0.75, value)
-        palette.append([round(r * 255), round(g * 255), round(b * 255)])
-    return palette
+    return hsv_palette(
+        (hue, 0.75, (0.95, 0.7)[k % 2])
+        for k, hue in enumerate(spread_hues(num_classes))
+    )
 
 
 # folder of each map and its file extension in each layout

@@ -3,6 +3,8 @@
 import os.path as osp
 from typing import List, Optional, Set
 
+from ctal_mm.utils.misc import few
+
 
 def sample_files(dataset) -> Optional[Set[str]]:
     """The image files (real paths) of a built dataset, through mmengine's dataset
@@ -37,10 +39,8 @@ def split_overlap(train_dataset, val_dataset) -> List[str]:
 def split_overlap_message(
     shared: List[str], train_name: str, val_name: str
 ) -> str:
-    shown = ', '.join(shared[:5])
-    more = f' and {len(shared) - 5} more' if len(shared) > 5 else ''
     return (
         f'{len(shared)} image(s) are in both the training ({train_name}) and the '
-        f'validation ({val_name}) data: {shown}{more}. The validation scores of '
+        f'validation ({val_name}) data: {few(shared, 5)}. The validation scores of '
         'these images measure memorisation; remove them from one split file.'
     )

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ctal_mm.registry import DATASETS
+from ctal_mm.utils.palette import hsv_palette, spread_hues
 
 from .base_multitask_dataset import BaseMultiTaskDataset
 
@@ -86,19 +87,11 @@ def synthetic_classes(num_classes: int) -> Tuple[str, ...]:
 def synthetic_palette(num_classes: int) -> List[List[int]]:
     """One albedo colour per class (also the drawing palette): muted room, bright objects."""
     palette = [[170, 140, 110], [200, 200, 185], [235, 235, 235]]
-    for k in range(num_classes - 3):
-        hue = (k * 0.381966) % 1.0  # golden-ratio steps spread the hues
-        sat = 0.75 if (k // 3) % 2 == 0 else 0.5
-        palette.append(_hsv_to_rgb(hue, sat, 0.9))
+    hues = spread_hues(max(num_classes - 3, 0), step=0.381966)
+    palette += hsv_palette(
+        (hue, (0.75, 0.5)[(k // 3) % 2], 0.9) for k, hue in enumerate(hues)
+    )
     return palette[:num_classes]
-
-
-def _hsv_to_rgb(h: float, s: float, v: float) -> List[int]:
-    i = int(h * 6) % 6
-    f = h * 6 - int(h * 6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
-    return [int(round(255 * c)) for c in rgb]
 
 
 @lru_cache(maxsize=8)

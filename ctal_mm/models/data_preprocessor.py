@@ -12,7 +12,7 @@ from mmengine.model import BaseDataPreprocessor
 
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind
-from ctal_mm.utils.misc import PAD_MODES, as_pair
+from ctal_mm.utils.misc import PAD_MODES, as_pair, few, padding_for
 
 MIXED_SIZES = ('error', 'warn', 'allow')
 
@@ -143,18 +143,6 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
             width = math.ceil(width / divisor) * divisor
         return height, width
 
-    @staticmethod
-    def padding_of(
-        shape: Tuple[int, int], target: Tuple[int, int], mode: str
-    ) -> Tuple[int, int, int, int]:
-        """(left, right, top, bottom) taking ``shape`` to ``target``."""
-        extra_h, extra_w = target[0] - shape[0], target[1] - shape[1]
-        if mode == 'centre':
-            left, top = extra_w // 2, extra_h // 2
-        else:
-            left, top = 0, 0
-        return left, extra_w - left, top, extra_h - top
-
     def forward(self, data: dict, training: bool = False) -> Dict[str, Any]:
         """Normalise, pad and stack ``data['inputs']``; pad the task maps in training.
 
@@ -191,7 +179,7 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
             self._mixed_sizes(shapes, samples, target)
         padded = []
         for index, (img, shape) in enumerate(zip(inputs, shapes)):
-            padding = self.padding_of(shape, target, padding_cfg['pad_mode'])
+            padding = padding_for(shape, target, padding_cfg['pad_mode'])
             padded.append(F.pad(img, padding, value=self.pad_val))
             if samples is None:
                 continue
@@ -217,9 +205,7 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
             name = meta.get('img_path', f'sample {index} of the batch')
             files.setdefault(shape, []).append(str(name))
         listing = '; '.join(
-            f'{h}x{w}: '
-            + ', '.join(names[:3])
-            + (f' and {len(names) - 3} more' if len(names) > 3 else '')
+            f'{h}x{w}: {few(names, 3)}'
             for (h, w), names in sorted(
                 files.items(), key=lambda item: -len(item[1])
             )

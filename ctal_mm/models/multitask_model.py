@@ -13,6 +13,7 @@ from torch.func import functional_call
 
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind, task_kind
+from ctal_mm.utils.misc import few
 
 from .activation_checkpoint import checkpointed
 from .layer_init import check_layer_init, reset_to_pytorch_defaults
@@ -312,9 +313,7 @@ class MultiTaskEncoderDecoder(BaseModel):
                     str(s.metainfo.get('img_path', f'sample {i}'))
                     for i, s in enumerate(data_samples)
                 ]
-                shown = ', '.join(files[:4]) + (
-                    f' and {len(files) - 4} more' if len(files) > 4 else ''
-                )
+                shown = few(files)
                 print_log(
                     f"Task '{task}': no pixel of this batch is labelled ({shown}); its "
                     f'loss is 0 and the task learns nothing from it. Check the files '
@@ -377,13 +376,22 @@ class MultiTaskEncoderDecoder(BaseModel):
                 for _ in range(inputs.shape[0])
             ]
         for i, sample in enumerate(data_samples):
-            meta = sample.metainfo
-            left, right, top, bottom = meta.get('padding_size', (0, 0, 0, 0))
-            H, W = inputs.shape[-2:]
-            ori_shape = tuple(meta.get('ori_shape', (H, W)))[:2]
             for task, logits in final.items():
-                x = logits[i : i + 1, :, top : H - bottom, left : W - right]
+                x, ori_shape = self.unpadded(logits, i, sample.metainfo)
                 x = self._resize(x, ori_shape)
                 kind = task_kind(self.tasks[task]['kind'])
                 sample.set_pred(task, kind.finalize(x)[0])
         return data_samples
+
+    @staticmethod
+    def unpadded(
+        logits: Tensor, index: int, meta: Mapping
+    ) -> Tuple[Tensor, Tuple[int, int]]:
+        """Sample ``index``'s logits (1 x C x h x w) without the padding the data
+        preprocessor added (``meta['padding_size']``), and the size the image had before
+        the pipeline (``meta['ori_shape']``), which predictions are resized to."""
+        H, W = logits.shape[-2:]
+        left, right, top, bottom = meta.get('padding_size', (0, 0, 0, 0))
+        ori_shape = tuple(meta.get('ori_shape', (H, W)))[:2]
+        crop = logits[index : index + 1, :, top : H - bottom, left : W - right]
+        return crop, ori_shape

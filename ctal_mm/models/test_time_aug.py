@@ -131,15 +131,11 @@ class MultiTaskTTAModel(BaseTTAModel):
         data = module.data_preprocessor(data, False)
         inputs, samples = data['inputs'], data['data_samples']
         final = module.decode(inputs)['final']
-        H, W = inputs.shape[-2:]
         for i, sample in enumerate(samples):
-            meta = sample.metainfo
-            left, right, top, bottom = meta.get('padding_size', (0, 0, 0, 0))
-            ori_shape = tuple(meta.get('ori_shape', (H, W)))[:2]
-            flipped = bool(meta.get('flip', False))
+            flipped = bool(sample.metainfo.get('flip', False))
             for task, logits in final.items():
                 kind = module.tasks[task]['kind']
-                x = logits[i : i + 1, :, top : H - bottom, left : W - right]
+                x, ori_shape = module.unpadded(logits, i, sample.metainfo)
                 if flipped:
                     x = unflip(kind, x)
                 x = module._resize(x, ori_shape)

@@ -31,6 +31,7 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from .checkpoint_integrity import verify_checkpoint
+from .misc import few
 
 
 class UnsafeCheckpointError(RuntimeError):
@@ -151,7 +152,7 @@ def _model_url(filename: str, prefixes, urls: dict) -> str:
     if name not in urls:
         raise KeyError(
             f'Checkpoint {filename!r}: {prefix} knows no model {name!r}. '
-            f'Known names start with: {", ".join(sorted(urls)[:5])}, ...'
+            f'Known names: {few(sorted(urls), 5)}.'
         )
     return urls[name]
 

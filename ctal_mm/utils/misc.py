@@ -31,3 +31,18 @@ def few(items: Iterable, count: int = 4) -> str:
     items = list(items)
     more = f', ... ({len(items)} in all)' if len(items) > count else ''
     return ', '.join(map(str, items[:count])) + more
+
+
+def padding_for(
+    shape_hw: Tuple[int, int], target_hw: Tuple[int, int], mode: str
+) -> Tuple[int, int, int, int]:
+    """(left, right, top, bottom) that pads ``shape_hw`` to ``target_hw`` (never crops)."""
+    if mode not in PAD_MODES:
+        raise ValueError(f'pad mode {mode!r}; expected one of {PAD_MODES}.')
+    extra_h = max(target_hw[0] - shape_hw[0], 0)
+    extra_w = max(target_hw[1] - shape_hw[1], 0)
+    if mode == 'centre':
+        left, top = extra_w // 2, extra_h // 2
+    else:
+        left, top = 0, 0
+    return left, extra_w - left, top, extra_h - top

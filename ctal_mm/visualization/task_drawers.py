@@ -14,7 +14,6 @@ A new task kind that no drawer fits is one function, registered under the kind's
         return TaskDrawing({role: ... for role, m in maps.items()})
 """
 
-import colorsys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Dict, Optional, Sequence
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 
 from ctal_mm.structures import IGNORE_INDEX
+from ctal_mm.utils.palette import hsv_palette, spread_hues
 
 # Colour of pixels without a label in segmentation, depth and normals tiles.
 NO_LABEL_COLOUR = (0, 0, 0)
@@ -111,14 +111,10 @@ def generated_palette(num_colours: int) -> np.ndarray:
     Hues step by the golden ratio so that neighbouring class ids get far-apart hues; saturation
     and value cycle so that colours whose hues come close again still differ.
     """
-    golden = 0.618033988749895
-    colours = []
-    for i in range(num_colours):
-        hue = (0.1 + i * golden) % 1.0
-        saturation = (0.85, 0.6, 0.95)[i % 3]
-        value = (0.95, 0.8, 0.65)[(i // 3) % 3]
-        rgb = colorsys.hsv_to_rgb(hue, saturation, value)
-        colours.append([round(c * 255) for c in rgb])
+    colours = hsv_palette(
+        (hue, (0.85, 0.6, 0.95)[i % 3], (0.95, 0.8, 0.65)[(i // 3) % 3])
+        for i, hue in enumerate(spread_hues(num_colours, offset=0.1))
+    )
     return np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
 
 

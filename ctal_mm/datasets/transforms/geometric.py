@@ -29,7 +29,7 @@ from mmcv.transforms import BaseTransform
 
 from ctal_mm.registry import TRANSFORMS
 from ctal_mm.structures import TaskKind, get_task_kind
-from ctal_mm.utils.misc import PAD_MODES, as_pair
+from ctal_mm.utils.misc import as_pair, padding_for
 
 DEPTH_MODES = ('divide', 'keep')
 NORMALS_INTERPOLATIONS = ('bilinear', 'nearest')
@@ -90,23 +90,41 @@ def resize_task_map(
     return resized.astype(array.dtype)
 
 
-def _check_depth_mode(depth_mode: str) -> str:
-    if depth_mode not in DEPTH_MODES:
+def _exactly_one(owner: str, **options) -> None:
+    """Refuse all or none of ``options`` set (not None)."""
+    if sum(value is not None for value in options.values()) != 1:
+        given = ', '.join(f'{key}={value}' for key, value in options.items())
         raise ValueError(
-            f"depth_mode={depth_mode!r}; expected one of {DEPTH_MODES}: 'divide' "
-            "divides depth by the scale factor (MTAN), 'keep' leaves it unchanged."
+            f'{owner} needs exactly one of {" and ".join(options)}; got {given}.'
         )
-    return depth_mode
+
+
+def _check_choice(name: str, value: str, choices, meaning: str) -> str:
+    if value not in choices:
+        raise ValueError(
+            f'{name}={value!r}; expected one of {choices}: {meaning}.'
+        )
+    return value
+
+
+def _check_depth_mode(depth_mode: str) -> str:
+    return _check_choice(
+        'depth_mode',
+        depth_mode,
+        DEPTH_MODES,
+        "'divide' divides depth by the scale factor (MTAN), 'keep' leaves "
+        'it unchanged',
+    )
 
 
 def _check_normals_interpolation(normals_interpolation: str) -> str:
-    if normals_interpolation not in NORMALS_INTERPOLATIONS:
-        raise ValueError(
-            f'normals_interpolation={normals_interpolation!r}; expected one of '
-            f"{NORMALS_INTERPOLATIONS}: 'bilinear' blends and renormalises the "
-            "vectors, 'nearest' copies them (the PASCAL reference)."
-        )
-    return normals_interpolation
+    return _check_choice(
+        'normals_interpolation',
+        normals_interpolation,
+        NORMALS_INTERPOLATIONS,
+        "'bilinear' blends and renormalises the vectors, 'nearest' copies "
+        'them (the PASCAL reference)',
+    )
 
 
 def apply_resize(
@@ -163,11 +181,7 @@ class MultiTaskResize(BaseTransform):
         interpolation: str = 'bilinear',
         normals_interpolation: str = 'bilinear',
     ):
-        if (scale is None) == (scale_factor is None):
-            raise ValueError(
-                'MultiTaskResize needs exactly one of scale=(w, h) and '
-                f'scale_factor; got scale={scale}, scale_factor={scale_factor}.'
-            )
+        _exactly_one('MultiTaskResize', scale=scale, scale_factor=scale_factor)
         self.scale = None if scale is None else as_pair(scale, 'scale')
         self.scale_factor = scale_factor
         self.keep_ratio = keep_ratio
@@ -420,21 +434,6 @@ class MultiTaskRandomCrop(BaseTransform):
         )
 
 
-def padding_for(
-    shape_hw: Tuple[int, int], target_hw: Tuple[int, int], mode: str
-) -> Tuple[int, int, int, int]:
-    """(left, right, top, bottom) that pads ``shape_hw`` to ``target_hw`` (never crops)."""
-    if mode not in PAD_MODES:
-        raise ValueError(f'pad mode {mode!r}; expected one of {PAD_MODES}.')
-    extra_h = max(target_hw[0] - shape_hw[0], 0)
-    extra_w = max(target_hw[1] - shape_hw[1], 0)
-    if mode == 'centre':
-        left, top = extra_w // 2, extra_h // 2
-    else:
-        left, top = 0, 0
-    return left, extra_w - left, top, extra_h - top
-
-
 def pad_array(
     array: np.ndarray, padding: Tuple[int, int, int, int], value: float
 ) -> np.ndarray:
@@ -469,11 +468,7 @@ class MultiTaskPad(BaseTransform):
         pad_val: float = 0,
         mode: str = 'bottom_right',
     ):
-        if (size is None) == (size_divisor is None):
-            raise ValueError(
-                'MultiTaskPad needs exactly one of size and size_divisor; got '
-                f'size={size}, size_divisor={size_divisor}.'
-            )
+        _exactly_one('MultiTaskPad', size=size, size_divisor=size_divisor)
         self.size = None if size is None else as_pair(size, 'size')
         self.size_divisor = size_divisor
         self.pad_val = pad_val

@@ -11,6 +11,7 @@ from mmengine.optim import OptimWrapperDict
 
 from ctal_mm.models.losses.loss_keys import counts_in_total, parse_loss_key
 from ctal_mm.registry import HOOKS
+from ctal_mm.utils.misc import few
 
 MODES = ('stop', 'skip')
 SKIPPED_INFO = (
@@ -111,8 +112,7 @@ def _batch_names(args, kwargs) -> str:
         )
     if not names:
         return ''
-    shown = ', '.join(names[:4]) + (' ...' if len(names) > 4 else '')
-    return f' The batch (this rank): {shown}.'
+    return f' The batch (this rank): {few(names)}.'
 
 
 @HOOKS.register_module()

@@ -131,7 +131,7 @@ class TwoStageDecoder(BaseMultiTaskDecoder):
         tasks: Mapping[str, Mapping],
         in_channels: int,
         initial_head: dict,
-        final_head: dict,
+        final_head: dict = dict(type='BottleneckTaskHead'),
         cross_task: Optional[Mapping] = None,
         with_cp: bool = False,
         init_cfg: Optional[dict] = None,

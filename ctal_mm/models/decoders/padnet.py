@@ -97,11 +97,8 @@ class PADNetDecoder(TwoStageDecoder):
             ``in_channels``, ``channels`` and ``out_channels`` (the task's);
             it must return ``(features, logits)`` when called with
             ``return_features=True``.
-        final_head (dict): Config of the final head, built per task with
-            ``in_channels=channels`` and ``out_channels``.
-        with_cp (bool): Activation checkpointing of the heads, see
+        **kwargs: ``final_head``, ``with_cp`` and ``init_cfg`` of
             :class:`~ctal_mm.models.decoders.base.TwoStageDecoder`.
-        init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(
@@ -110,18 +107,14 @@ class PADNetDecoder(TwoStageDecoder):
         in_channels: int,
         channels: int = 256,
         initial_head: dict = dict(type='BottleneckTaskHead'),
-        final_head: dict = dict(type='BottleneckTaskHead'),
-        with_cp: bool = False,
-        init_cfg: Optional[dict] = None,
+        **kwargs,
     ):
         super().__init__(
             tasks,
             in_channels=in_channels,
             initial_head=dict(initial_head, channels=channels),
-            final_head=final_head,
             cross_task=dict(channels=channels),
-            with_cp=with_cp,
-            init_cfg=init_cfg,
+            **kwargs,
         )
 
     def build_cross_task(self, channels: int) -> int:

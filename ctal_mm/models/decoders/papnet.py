@@ -137,11 +137,9 @@ class PAPNetDecoder(TwoStageDecoder):
             :func:`pap_affinity`. Default: False.
         initial_head (dict): Initial head config, built per task with
             ``in_channels``, ``channels`` and ``out_channels``.
-        final_head (dict): Final head config, built per task with
-            ``in_channels=affinity_channels`` and ``out_channels``.
-        with_cp (bool): Activation checkpointing of the heads, see
-            :class:`~ctal_mm.models.decoders.base.TwoStageDecoder`.
-        init_cfg (dict, optional): Initialisation config.
+        **kwargs: ``final_head`` (built per task with
+            ``in_channels=affinity_channels``), ``with_cp`` and ``init_cfg``
+            of :class:`~ctal_mm.models.decoders.base.TwoStageDecoder`.
     """
 
     def __init__(
@@ -154,24 +152,21 @@ class PAPNetDecoder(TwoStageDecoder):
         num_iters: int = 1,
         reference_affinity: bool = False,
         initial_head: dict = dict(type='BottleneckTaskHead'),
-        final_head: dict = dict(type='BottleneckTaskHead'),
-        with_cp: bool = False,
-        init_cfg: Optional[dict] = None,
+        **kwargs,
     ):
+        cross_task = dict(
+            channels=channels,
+            affinity_channels=affinity_channels,
+            beta=beta,
+            num_iters=num_iters,
+            reference_affinity=reference_affinity,
+        )
         super().__init__(
             tasks,
             in_channels=in_channels,
             initial_head=dict(initial_head, channels=channels),
-            final_head=final_head,
-            cross_task=dict(
-                channels=channels,
-                affinity_channels=affinity_channels,
-                beta=beta,
-                num_iters=num_iters,
-                reference_affinity=reference_affinity,
-            ),
-            with_cp=with_cp,
-            init_cfg=init_cfg,
+            cross_task=cross_task,
+            **kwargs,
         )
 
     def build_cross_task(
