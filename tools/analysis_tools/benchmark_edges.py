@@ -111,8 +111,8 @@ def per_image(args):
                 )
             )
             ref_t.append(time.perf_counter() - t)
-        ours_s.append(edge_scores(counts_ours))
-        ref_s.append(edge_scores(counts_ref))
+        ours_s.append(edge_scores(counts_ours, thresholds))
+        ref_s.append(edge_scores(counts_ref, thresholds))
     row = dict(
         images=args.images,
         reruns=args.reruns,
@@ -336,13 +336,13 @@ def protocol(args):
         seconds = (time.perf_counter() - t) / len(split)
         per_setting[num] = counts
         rows[f'{num} thresholds'] = dict(
-            edge_scores(counts), s_per_image=seconds
+            edge_scores(counts, edge_thresholds(num)), s_per_image=seconds
         )
     full = rows['99 thresholds']
     for every in (2, 4):
         for num in (99, 33):
             rows[f'every {every}th image, {num} thresholds'] = edge_scores(
-                per_setting[num][::every]
+                per_setting[num][::every], edge_thresholds(num)
             )
     print(
         f'protocol, {args.protocol_images} scenes at 288x384, NMS, max_dist 0.0075 '

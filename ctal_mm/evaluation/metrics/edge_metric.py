@@ -152,7 +152,7 @@ class EdgeMetric(BaseTaskMetric):
             raise RuntimeError(
                 f'{len(missing)} edge counts were never computed; call flush() first.'
             )
-        out = edge_scores([s['counts'] for s in stats])
+        out = edge_scores([s['counts'] for s in stats], self.thresholds)
         n = max(sum(s['n'] for s in stats), 1)
         out['bce_loss'] = sum(s['bce'] for s in stats) / n
         return out
