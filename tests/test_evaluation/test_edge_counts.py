@@ -85,8 +85,15 @@ def test_thinning_equals_the_reference_lookup_tables():
 def test_counts_equal_the_reference_up_to_its_randomness(name, nms):
     pred = np.round(predictions()[name] * 255).astype(np.uint8)
     gt = line_gt()
-    ours = edge_counts(pred, gt, THRESHOLDS, MAX_DIST, nms=nms)
+    ours = edge_counts(
+        pred, gt, THRESHOLDS, MAX_DIST, nms=nms, matching='maximum'
+    )
+    bsds = edge_counts(pred, gt, THRESHOLDS, MAX_DIST, nms=nms)
     ref = reference_counts(pred, gt, nms)
+    # the benchmark's assignment: never above the maximum, within the reference's reach
+    assert (bsds[0] <= ours[0]).all() and (bsds[0] == bsds[2]).all()
+    slack = max(2, int(0.02 * gt.sum()))
+    assert (bsds[0] >= ref[:, 0].min(0) - slack).all()
     assert ours.shape == (4, len(THRESHOLDS)) and ours.dtype == np.int64
     # the pixel totals are deterministic: equal exactly
     assert (ref[:, 1] == ours[1]).all() and (ref[:, 3] == ours[3]).all()
@@ -121,9 +128,13 @@ def test_scores_of_a_perfect_and_an_empty_image():
     gt = line_gt()
     perfect = edge_counts(gt.astype(np.uint8) * 255, gt, THRESHOLDS, MAX_DIST)
     empty = edge_counts(np.zeros((H, W), np.uint8), gt, THRESHOLDS, MAX_DIST)
-    assert edge_scores([perfect])['odsF'] == pytest.approx(100)
-    assert edge_scores([empty])['odsF'] == 0
-    both = edge_scores([perfect, empty])
+    assert edge_scores([perfect], THRESHOLDS)['odsF'] == pytest.approx(100)
+    # pyEdgeEval's AP: 100 recall points over 101
+    assert edge_scores([perfect], THRESHOLDS)['AP'] == pytest.approx(
+        10000 / 101
+    )
+    assert edge_scores([empty], THRESHOLDS)['odsF'] == 0
+    both = edge_scores([perfect, empty], THRESHOLDS)
     assert both['oisF'] == pytest.approx(
         200 * 1 * 0.5 / 1.5
     )  # precision 1, recall 1/2
@@ -172,13 +183,10 @@ def test_metric_matches_the_reference_on_images_with_ignore_bands():
                     )
                 )
             )
-        refs.append(edge_scores(counts))
+        refs.append(edge_scores(counts, edge_thresholds(19)))
     for key in ('odsF', 'oisF', 'AP'):
         values = [r[key] for r in refs]
-        # F at each threshold grows with the matches, so a maximum matching's ODS and OIS
-        # are at least the reference runs'; AP (a trapezoid area) is not monotone in them
-        low = 0.05 if key != 'AP' else 0.5
-        assert min(values) - low <= ours[key] <= max(values) + 1.0, key
+        assert min(values) - 0.5 <= ours[key] <= max(values) + 0.5, key
 
 
 def test_streaming_keeps_only_counts_and_equals_the_serial_metric():
@@ -212,3 +220,111 @@ def test_metric_rejects_bad_settings():
         EdgeMetric(mp_start_method='thread')
     with pytest.raises(ValueError, match='num_thresholds'):
         EdgeMetric(num_thresholds=0)
+
+
+# ----------------------------------------------- scores against pyEdgeEval's own
+def test_scores_equal_pyedgeeval_calculate_metrics_on_the_same_counts():
+    from pyEdgeEval.common.binary_label.calculate_metrics import (
+        calculate_metrics,
+    )
+
+    rng = np.random.default_rng(5)
+    names = dict(
+        odsF='ODS_f1',
+        ods_threshold='ODS_threshold',
+        ods_recall='ODS_recall',
+        ods_precision='ODS_precision',
+        oisF='OIS_f1',
+        ois_recall='OIS_recall',
+        ois_precision='OIS_precision',
+        AP='AP',
+        AUC='AUC',
+    )
+    for trial in range(8):
+        t = int(rng.integers(2, 30))
+        thresholds = np.sort(rng.random(t))
+        images = []
+        for _ in range(int(rng.integers(1, 4))):
+            gt = int(rng.integers(0, 50))
+            pred = np.sort(rng.integers(0, 80, t))[::-1] * (trial != 3)
+            hit = np.minimum(rng.integers(0, 50, t), np.minimum(gt, pred))
+            images.append(np.stack([hit, np.full(t, gt), hit, pred]))
+        _, _, ref = calculate_metrics(
+            lambda s: s['c'],
+            thresholds.tolist(),
+            [dict(name=str(i), c=c) for i, c in enumerate(images)],
+            nproc=1,
+        )
+        ours = edge_scores(images, thresholds)
+        for key, ref_key in names.items():
+            scale = 1 if key == 'ods_threshold' else 100
+            assert ours[key] == pytest.approx(
+                float(ref[ref_key]) * scale, abs=1e-9
+            ), (trial, key)
+
+
+def map_families(size=96, seed=0):
+    """Soft maps of four kinds for one thin ground truth (as SEISM's are)."""
+    from ctal_mm.datasets.synthetic import render_scene
+
+    rng = np.random.default_rng(seed)
+    gt = thin_edges(render_scene(7, seed, size, size)['edge'])
+    sparse = (rng.random(gt.shape) < 0.02) * rng.uniform(0, 0.6, gt.shape)
+    shifted = np.roll(gt, (1, 2), (0, 1)) * 1.0
+    maps = dict(
+        blurred=ndi.gaussian_filter(gt * 1.0, 1.0) * 2.5 + sparse,
+        shifted=ndi.gaussian_filter(shifted, 1.0) * 2.5 + sparse,
+        wide=ndi.gaussian_filter(gt * 1.0, 3.0) * 6,
+        noisy=rng.random(gt.shape) * 0.6
+        + ndi.gaussian_filter(gt * 1.0, 1.0) * 0.8,
+    )
+    return gt, {
+        k: np.round(np.clip(v, 0, 1) * 255).astype(np.uint8)
+        for k, v in maps.items()
+    }
+
+
+@pytest.mark.parametrize('family', ['blurred', 'shifted', 'wide', 'noisy'])
+def test_scores_within_the_spread_of_pyedgeeval_reruns(family):
+    # the issue's tolerance: ODS / OIS within max(0.05, 3 x the spread of 3 reruns) of
+    # their mean, AP within 0.1; a radius of 4.3 px leaves the matching ambiguity to resolve
+    max_dist, thresholds = 0.0075 * 4, edge_thresholds(9)
+    images = [map_families(96, seed) for seed in (0, 1)]
+    ours = edge_scores(
+        [
+            edge_counts(maps[family], gt, thresholds, max_dist, nms=True)
+            for gt, maps in images
+        ],
+        thresholds,
+    )
+    runs = [
+        edge_scores(
+            [
+                np.array(
+                    evaluate_boundaries_threshold(
+                        thresholds,
+                        maps[family] / 255.0,
+                        gt,
+                        max_dist=max_dist,
+                        apply_nms=True,
+                    )
+                )
+                for gt, maps in images
+            ],
+            thresholds,
+        )
+        for _ in range(3)
+    ]
+    for key in ('odsF', 'oisF'):
+        values = [r[key] for r in runs]
+        tolerance = max(0.05, 3 * (max(values) - min(values)))
+        assert abs(ours[key] - np.mean(values)) <= tolerance, (key, values)
+    values = [r['AP'] for r in runs]
+    assert abs(ours['AP'] - np.mean(values)) <= 0.1, values
+
+
+def test_unknown_matching_names_the_choices():
+    with pytest.raises(ValueError, match="'bsds', 'maximum'"):
+        edge_counts(
+            np.zeros((4, 4)), np.zeros((4, 4)), THRESHOLDS, matching='x'
+        )

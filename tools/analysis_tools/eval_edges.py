@@ -130,7 +130,6 @@ def evaluate_folders(
     from ctal_mm.evaluation.edge_counts import (
         edge_counts_of_files,
         edge_scores,
-        f_measure,
         recall_precision,
     )
 
@@ -158,13 +157,9 @@ def evaluate_folders(
                 while pending:
                     counts.append(pending.popleft().result())
                     bar.advance(task)
-    scores = edge_scores(counts)
+    scores = edge_scores(counts, thresholds)
     rec, prec = recall_precision(np.sum(counts, axis=0))
-    best = int(np.argmax(f_measure(prec, rec)))
-    scores.update(
-        ods_threshold=float(thresholds[best]),
-        num_images=len(pairs),
-    )
+    scores.update(num_images=len(pairs))
     return scores, dict(
         thresholds=thresholds.tolist(),
         recall=rec.tolist(),
@@ -189,7 +184,7 @@ def main(argv=None):
     print(
         f'{scores["num_images"]} images: ODS-F {scores["odsF"]:.2f} '
         f'(threshold {scores["ods_threshold"]:.3f})  OIS-F {scores["oisF"]:.2f}  '
-        f'AP {scores["AP"]:.2f}'
+        f'AP {scores["AP"]:.2f}  AUC {scores["AUC"]:.2f}'
     )
     if args.out:
         with open(args.out, 'w') as f:
