@@ -1,9 +1,5 @@
 # Runtime shared by every ctal_mm config: scope, environment, hooks, logging, visualisation.
 default_scope = 'ctal_mm'
-# resolves the dataset's task set (task_specs) and data preprocessor into the model, the
-# dataloaders and the evaluators when the Runner is built from a config read with
-# Config.fromfile (ctal_mm's tools read configs with ctal_mm.engine.load_config, which does it)
-runner_type = 'MultiTaskRunner'
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -8,6 +8,9 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 model = dict(
+    # the dataset base config's data preprocessing and tasks (docs/add_new_task.md)
+    data_preprocessor=_base_.data_preprocessor,
+    tasks=_base_.model_tasks,
     # layers outside the backbone start from PyTorch's defaults, as in the reference
     # ('kaiming': mmcv ConvModule's init; docs/reproduce.md, difference 12)
     layer_init='reference',

@@ -8,9 +8,14 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 model = dict(
+    # the dataset base config's data preprocessing and tasks (docs/add_new_task.md)
+    data_preprocessor=_base_.data_preprocessor,
+    # the reference's CTAL config weights semseg 2 (its baselines 1)
+    tasks={
+        **_base_.model_tasks,
+        'semseg': dict(_base_.model_tasks['semseg'], weight=2.0),
+    },
     # layers outside the backbone start from PyTorch's defaults, as in the reference
     # ('kaiming': mmcv ConvModule's init; docs/reproduce.md, difference 12)
     layer_init='reference',
 )
-# the reference's CTAL config weights semseg 2 (its baselines 1)
-task_specs = dict(semseg=dict(weight=2.0))

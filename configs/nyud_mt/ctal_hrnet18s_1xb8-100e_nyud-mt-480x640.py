@@ -10,6 +10,9 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 model = dict(
+    # the dataset base config's data preprocessing and tasks (docs/add_new_task.md)
+    data_preprocessor=_base_.data_preprocessor,
+    tasks=_base_.model_tasks,
     decoder=dict(
         affinity=dict(feature_size=(120, 160), implementation='factored')
     ),

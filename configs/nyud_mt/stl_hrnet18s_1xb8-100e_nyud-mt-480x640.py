@@ -8,3 +8,8 @@ _base_ = [
     '../_base_/schedules/adam_poly_100e.py',
     '../_base_/default_runtime.py',
 ]
+model = dict(
+    # the dataset base config's data preprocessing and tasks (docs/add_new_task.md)
+    data_preprocessor=_base_.data_preprocessor,
+    tasks=_base_.model_tasks,
+)

@@ -13,8 +13,9 @@ from mmengine.config import Config, ConfigDict
 from mmengine.model import BaseModel
 from mmengine.registry import init_default_scope
 
-from ctal_mm.engine.config_loading import load_config, resolve_config
-from ctal_mm.registry import DATASETS, MODELS
+from ctal_mm.datasets import dataset_metainfo
+from ctal_mm.engine.config_loading import load_config
+from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample
 from ctal_mm.utils import register_all_modules
 from ctal_mm.utils.input_size import config_input_size
@@ -24,7 +25,7 @@ ImageType = Union[str, np.ndarray]
 
 
 def _as_config(config, cfg_options=None) -> Config:
-    """A config file (read with ``load_config``) or a copy of a config, resolved."""
+    """A config file (read with ``load_config``) or a copy of a config."""
     if isinstance(config, str):
         return load_config(config, cfg_options)
     if isinstance(config, (Config, ConfigDict, dict)):
@@ -36,25 +37,22 @@ def _as_config(config, cfg_options=None) -> Config:
         )
     if cfg_options:
         config.merge_from_dict(cfg_options)
-    return resolve_config(config)
+    return config
 
 
 def dataset_meta_of(cfg: Config, checkpoint: Optional[dict] = None) -> dict:
     """Class names, palettes and task kinds for drawing and writing predictions.
 
     The checkpoint's ``meta.dataset_meta`` (what the Runner saved from the training set) if it
-    has one, else the ``METAINFO`` of the test dataset's class (nothing is built or read), else
-    an empty dict (palettes are then generated).
+    has one, else the metainfo of the config's test dataset
+    (:func:`~ctal_mm.datasets.dataset_metainfo`: no data file is read), else an empty dict
+    (palettes are then generated).
     """
     meta = ((checkpoint or {}).get('meta') or {}).get('dataset_meta')
     if meta:
         return dict(meta)
-    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
-    dataset_type = dataset.get('type')
-    cls = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else None
-    meta = dict(getattr(cls, 'METAINFO', None) or {})
-    meta.update(dataset.get('metainfo') or {})
-    return meta
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset')
+    return dataset_metainfo(dataset) or {}
 
 
 def init_model(

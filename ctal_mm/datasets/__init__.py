@@ -1,4 +1,4 @@
-from .base_multitask_dataset import BaseMultiTaskDataset
+from .base_multitask_dataset import BaseMultiTaskDataset, dataset_metainfo
 from .cityscapes import CityscapesMTDataset
 from .file_io import DataFileError
 from .mtan import MTANDataset
@@ -18,4 +18,5 @@ __all__ = [
     'SyntheticScenesDataset',
     'render_scene',
     'DataFileError',
+    'dataset_metainfo',
 ]

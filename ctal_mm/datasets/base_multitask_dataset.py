@@ -7,8 +7,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
-from ctal_mm.registry import TRANSFORMS
-from ctal_mm.structures.dataset_meta import class_names
+from ctal_mm.registry import DATASETS, TRANSFORMS
 
 from .file_io import DataFileError
 
@@ -161,19 +160,6 @@ class BaseMultiTaskDataset(BaseDataset):
                 return idx
 
     @classmethod
-    def task_classes(cls, task: str, dataset_cfg: Mapping) -> Optional[tuple]:
-        """The class names segmentation task ``task`` has in a dataset built from the
-        keyword arguments ``dataset_cfg``, read without building it (None: not known).
-
-        The config's ``metainfo`` entry, else the class's METAINFO; subclasses whose classes
-        depend on their arguments (a label set, a class count) override it.
-        """
-        classes = class_names(dataset_cfg.get('metainfo'), task)
-        if classes is None:
-            classes = class_names(cls.METAINFO, task)
-        return None if classes is None else tuple(classes)
-
-    @classmethod
     def select_tasks(cls, tasks: Optional[Sequence[str]]) -> tuple:
         """``tasks`` checked against the dataset's tasks (all of them when None)."""
         available = tuple(cls.METAINFO['tasks'])
@@ -223,3 +209,35 @@ def _mark_skipped(data, skipped: list) -> None:
         sample.set_metainfo({SKIPPED_KEY: previous + skipped})
     elif isinstance(data, dict):
         data[SKIPPED_KEY] = list(data.get(SKIPPED_KEY, [])) + skipped
+
+
+def dataset_metainfo(dataset_cfg: Optional[Mapping]) -> Optional[dict]:
+    """The metainfo (tasks, task kinds, class names, palettes) a dataset config gives, read
+    without reading its files: the dataset is built with ``lazy_init`` and no pipeline, so
+    its arguments (a label set, a class count, ``metainfo``) count as they do in a run.
+
+    Dataset wrappers (RepeatDataset, ClassBalancedDataset) are looked through. None when the
+    config is not a ctal_mm multitask dataset or cannot be built now (building it in the run
+    reports why).
+    """
+    while isinstance(dataset_cfg, Mapping) and isinstance(
+        dataset_cfg.get('dataset'), Mapping
+    ):
+        dataset_cfg = dataset_cfg['dataset']
+    if not isinstance(dataset_cfg, Mapping):
+        return None
+    try:
+        dataset_cls = DATASETS.get(dataset_cfg.get('type', ''))
+    except Exception:  # a scope whose package is not installed
+        dataset_cls = None
+    if dataset_cls is None or 'tasks' not in getattr(
+        dataset_cls, 'METAINFO', {}
+    ):
+        return None
+    try:
+        dataset = DATASETS.build(
+            dict(dataset_cfg, lazy_init=True, pipeline=[])
+        )
+    except Exception:
+        return None
+    return dict(dataset.metainfo)

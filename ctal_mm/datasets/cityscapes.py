@@ -1,6 +1,6 @@
 """Cityscapes in MTAN's preprocessed layout (128 x 256): semseg (19 or 7 classes), depth."""
 
-from typing import Mapping, Optional, Tuple
+from typing import Optional, Tuple
 
 from ctal_mm.registry import DATASETS
 
@@ -115,19 +115,6 @@ class CityscapesMTDataset(MTANDataset):
         classes, palette = LABEL_SETS[label_set]
         metainfo = dict(classes=classes, palette=palette, **(metainfo or {}))
         super().__init__(metainfo=metainfo, max_depth=max_depth, **kwargs)
-
-    @classmethod
-    def task_classes(cls, task: str, dataset_cfg: Mapping) -> Optional[tuple]:
-        """The chosen label set's classes (``label_set``; ``metainfo.classes`` overrides)."""
-        override = (dataset_cfg.get('metainfo') or {}).get('classes')
-        if task != 'semseg' or override is not None:
-            return super().task_classes(task, dataset_cfg)
-        label_set = dataset_cfg.get('label_set', DEFAULT_LABEL_SET)
-        if label_set not in LABEL_SETS:
-            return (
-                None  # the dataset refuses it when built, naming the choices
-            )
-        return tuple(LABEL_SETS[label_set][0])
 
     def task_source(self, task: str) -> Tuple[str, str, dict]:
         num_classes = len(LABEL_SETS[self.label_set][0])

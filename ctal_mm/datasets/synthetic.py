@@ -30,7 +30,7 @@ the training pipeline adds little (flip + packing: 51 samples/s at 288 x 384).
 
 import math
 from functools import lru_cache
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -491,16 +491,6 @@ class SyntheticScenesDataset(BaseMultiTaskDataset):
             **(metainfo or {}),
         )
         super().__init__(tasks=tasks, metainfo=metainfo, **kwargs)
-
-    @classmethod
-    def task_classes(cls, task: str, dataset_cfg: Mapping) -> Optional[tuple]:
-        """semseg: the ``num_classes`` classes (``metainfo.classes`` overrides)."""
-        override = (dataset_cfg.get('metainfo') or {}).get('classes')
-        if task != 'semseg' or override is not None:
-            return super().task_classes(task, dataset_cfg)
-        return synthetic_classes(
-            int(dataset_cfg.get('num_classes', DEFAULT_NUM_CLASSES))
-        )
 
     def load_data_list(self) -> List[dict]:
         height, width = self.img_size

@@ -5,7 +5,8 @@
 (ConfigCheckHook runs it in ``before_run``, so Python-API users get it too). Both collect every
 problem and raise one :class:`ConfigError` listing them all:
 
-* unknown registry types, with the registered names closest to them;
+* ``model.tasks`` as the model parses it (:mod:`ctal_mm.models.task_spec`), and against the
+  selection ``tasks`` the dataset base config derived it from;
 * ``model.tasks`` against the datasets: tasks they do not provide, kinds they store differently,
   class counts that disagree with their METAINFO, channel counts a kind cannot have;
 * losses and metrics that do not fit their task's kind (a depth loss on a segmentation task:
@@ -16,33 +17,19 @@ problem and raise one :class:`ConfigError` listing them all:
   validation, found by running the backbone on one sample of each loader.
 """
 
-import difflib
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import FUNCTIONS, Registry
 
-from ctal_mm.registry import (
-    AGGREGATORS,
-    DATA_SAMPLERS,
-    DATASETS,
-    EVALUATOR,
-    HOOKS,
-    LOG_PROCESSORS,
-    LOOPS,
-    METRICS,
-    MODEL_WRAPPERS,
-    MODELS,
-    OPTIM_WRAPPER_CONSTRUCTORS,
-    OPTIM_WRAPPERS,
-    OPTIMIZERS,
-    PARAM_SCHEDULERS,
-    TRANSFORMS,
-    VISBACKENDS,
-    VISUALIZERS,
-    WEIGHT_INITIALIZERS,
+from ctal_mm.datasets import dataset_metainfo
+from ctal_mm.models.task_spec import (
+    accepted_kinds,
+    suggestion,
+    task_spec_problems,
+    types_accepting,
 )
+from ctal_mm.registry import DATASETS, METRICS
 from ctal_mm.structures import class_meta_key, class_names, task_kind
 from ctal_mm.utils.misc import few
 
@@ -64,254 +51,58 @@ class ConfigError(ValueError):
         super().__init__('\n'.join(lines))
 
 
-# --------------------------------------------------------------------- registry types
-def _names(registry: Registry) -> List[str]:
-    names = []
-    while registry is not None:
-        names.extend(registry.module_dict)
-        registry = registry.parent
-    return sorted(set(names))
-
-
-def close_names(registry: Registry, name: str, count: int = 5) -> List[str]:
-    """The registered names (this registry and its parents) closest to ``name``."""
-    candidates = _names(registry)
-    if '.' in name:  # 'mmpretrain.SwinTransformerV2': look in that scope too
-        scope = name.split('.', 1)[0]
-        child = registry._get_root_registry()._search_child(scope)
-        if child is not None:
-            candidates += [f'{scope}.{n}' for n in child.module_dict]
-    lower = {c.lower(): c for c in candidates}
-    matches = difflib.get_close_matches(
-        name.lower(), list(lower), n=count, cutoff=0.6
-    )
-    return [lower[m] for m in matches]
-
-
-def _lookup(registry: Registry, name: str):
-    try:
-        return registry.get(name)
-    except Exception:  # e.g. a scope whose package is not installed
-        return None
-
-
-def _component_class(registry: Registry, type_):
-    if isinstance(type_, type):
-        return type_
-    return _lookup(registry, type_) if isinstance(type_, str) else None
-
-
-def accepted_kinds(registry: Registry, type_) -> Optional[Tuple[str, ...]]:
-    """The task kinds the loss or metric ``type_`` (a registered name or a class) accepts:
-    its class's ``ACCEPTED_KINDS``; None when it declares none (not checked)."""
-    kinds = getattr(_component_class(registry, type_), 'ACCEPTED_KINDS', None)
-    return None if kinds is None else tuple(kinds)
-
-
-def types_accepting(registry: Registry, kind: str) -> List[str]:
-    """The registered names (this registry and its parents, in registration order) whose
-    class accepts task kind ``kind``."""
-    names = []
-    while registry is not None:
-        for name, cls in registry.module_dict.items():
-            if kind in (getattr(cls, 'ACCEPTED_KINDS', None) or ()):
-                if name not in names:
-                    names.append(name)
-        registry = registry.parent
-    return names
-
-
-def _use(suited: List[str], what: str, kind: str) -> str:
-    if suited:
-        return f'Use {" or ".join(suited)}'
-    return (
-        f'No registered {what} accepts kind {kind!r}: register one whose '
-        f"ACCEPTED_KINDS includes '{kind}'"
-    )
-
-
-def unknown_type_message(registry: Registry, key: str, name: str) -> str:
-    """What to say about ``key: type=name`` that ``registry`` does not know."""
-    close = close_names(registry, name)
-    hint = (
-        f' Did you mean {", ".join(repr(c) for c in close)}?' if close else ''
-    )
-    return (
-        f'{key}: type={name!r} is not a registered {registry.name} '
-        "(searched scope 'ctal_mm' and its parents mmseg, mmengine)."
-        f'{hint} Correct the type, or import the module that registers it '
-        "with custom_imports=dict(imports=['my_package.my_module'])."
-    )
-
-
-# A rule maps the name of a nested entry to (registry, rule) of what it builds, or None when
-# it holds arguments rather than a component.
-Rule = Callable[[str], Optional[Tuple[Registry, 'Rule']]]
-
-
-def _leaf(name: str):
-    return None
-
-
-def _same(registry: Registry) -> Rule:
-    def rule(name: str):
-        return registry, rule
-
-    return rule
-
-
-def _model_rule(name: str):
-    if name == 'init_cfg':
-        return WEIGHT_INITIALIZERS, _leaf
-    if name == 'aggregator':  # torchjd's, by class name
-        return AGGREGATORS, _leaf
-    return MODELS, _model_rule
-
-
-def _dataset_rule(name: str):
-    if name == 'pipeline':
-        return TRANSFORMS, _same(TRANSFORMS)
-    if name in ('dataset', 'datasets'):
-        return DATASETS, _dataset_rule
-    return None
-
-
-def _loader_rule(name: str):
-    if name == 'dataset':
-        return DATASETS, _dataset_rule
-    if name in ('sampler', 'batch_sampler'):
-        return DATA_SAMPLERS, _leaf
-    if name in ('collate_fn', 'worker_init_fn'):
-        return FUNCTIONS, _leaf
-    return None
-
-
-def _optim_rule(name: str):
-    return (OPTIMIZERS, _leaf) if name == 'optimizer' else None
-
-
-def _visualizer_rule(name: str):
-    return (VISBACKENDS, _leaf) if name == 'vis_backends' else None
-
-
-def _hooks_rule(name: str):
-    return HOOKS, _leaf
-
-
-SECTIONS: Dict[str, Tuple[Optional[Registry], Rule]] = {
-    'model': (MODELS, _model_rule),
-    'train_dataloader': (None, _loader_rule),
-    'val_dataloader': (None, _loader_rule),
-    'test_dataloader': (None, _loader_rule),
-    'val_evaluator': (METRICS, _same(METRICS)),
-    'test_evaluator': (METRICS, _same(METRICS)),
-    'optim_wrapper': (OPTIM_WRAPPERS, _optim_rule),
-    'param_scheduler': (PARAM_SCHEDULERS, _leaf),
-    'default_hooks': (None, _hooks_rule),
-    'custom_hooks': (HOOKS, _leaf),
-    'train_cfg': (LOOPS, _leaf),
-    'val_cfg': (LOOPS, _leaf),
-    'test_cfg': (LOOPS, _leaf),
-    'visualizer': (VISUALIZERS, _visualizer_rule),
-    'log_processor': (LOG_PROCESSORS, _leaf),
-    'model_wrapper_cfg': (MODEL_WRAPPERS, _leaf),
-}
-
-
-def _check_types(
-    node, registry: Optional[Registry], key: str, rule: Rule
-) -> Iterator[str]:
-    if isinstance(node, (list, tuple)):
-        for i, item in enumerate(node):
-            yield from _check_types(item, registry, f'{key}[{i}]', rule)
-        return
-    if not isinstance(node, Mapping):
-        return
-    type_name = node.get('type')
-    if registry is not None and isinstance(type_name, str):
-        if type_name == 'Evaluator' and registry is METRICS:
-            registry = EVALUATOR
-        if _lookup(registry, type_name) is None:
-            yield unknown_type_message(registry, f'{key}.type', type_name)
-    for name, child in node.items():
-        nested = (
-            (METRICS, _same(METRICS))
-            if registry is EVALUATOR and name == 'metrics'
-            else rule(name)
-        )
-        if name != 'type' and nested is not None:
-            yield from _check_types(
-                child, nested[0], f'{key}.{name}', nested[1]
-            )
-
-
-def check_registry_types(cfg: Config) -> List[str]:
-    """Every ``type=`` the Runner will build, resolved in its registry (ctal_mm's scope).
-
-    Configs with another ``default_scope`` resolve names elsewhere: not checked.
-    """
-    problems = []
-    if cfg.get('default_scope', 'ctal_mm') not in (None, 'ctal_mm'):
-        return problems
-    for section, (registry, rule) in SECTIONS.items():
-        if cfg.get(section) is not None:
-            problems.extend(
-                _check_types(cfg[section], registry, section, rule)
-            )
-    wrapper = cfg.get('optim_wrapper')
-    constructor = (
-        wrapper.get('constructor') if isinstance(wrapper, Mapping) else None
-    )
-    if isinstance(constructor, str):
-        if _lookup(OPTIM_WRAPPER_CONSTRUCTORS, constructor) is None:
-            problems.append(
-                unknown_type_message(
-                    OPTIM_WRAPPER_CONSTRUCTORS,
-                    'optim_wrapper.constructor',
-                    constructor,
-                )
-            )
-    return problems
-
-
 # --------------------------------------------------------------------- tasks and data
-def _dataset_cfg(cfg: Config, loader: str) -> Optional[dict]:
-    node = cfg.get(loader)
-    if not isinstance(node, Mapping):
-        return None
-    dataset = node.get('dataset')
-    return dataset if isinstance(dataset, Mapping) else None
+def _dataset_cfgs(dataset) -> List[Mapping]:
+    """The dataset configs a dataloader's ``dataset`` holds (inside wrappers too)."""
+    if not isinstance(dataset, Mapping):
+        return []
+    if 'datasets' in dataset:  # ConcatDataset
+        return [d for sub in dataset['datasets'] for d in _dataset_cfgs(sub)]
+    if 'dataset' in dataset:  # RepeatDataset, ClassBalancedDataset
+        return _dataset_cfgs(dataset['dataset'])
+    return [dataset]
 
 
-def _innermost(dataset_cfg: Mapping) -> Mapping:
-    # dataset wrappers (RepeatDataset, ClassBalancedDataset) hold the dataset in 'dataset'
-    while isinstance(dataset_cfg.get('dataset'), Mapping):
-        dataset_cfg = dataset_cfg['dataset']
-    return dataset_cfg
+def check_selection(cfg: Config, spec: Mapping) -> List[str]:
+    """The selection ``tasks`` against what the model, the loaders and the evaluators got.
 
-
-def build_dataset_meta(cfg: Config, loader: str) -> Optional[dict]:
-    """The metainfo of ``cfg[loader].dataset``, built without reading its files (lazy_init).
-
-    None when the config has no such dataset, it is not a ctal_mm multitask dataset, or it
-    cannot be built now (the Runner will report why).
+    A dataset base config derives ``model_tasks``, the loaders' ``dataset.tasks`` and the
+    evaluators' ``task_metrics`` from its ``tasks``; a child config that sets ``tasks`` again
+    changes none of them. Refused here rather than trained with the old task set.
     """
-    dataset_cfg = _dataset_cfg(cfg, loader)
-    if dataset_cfg is None:
-        return None
-    inner = dict(_innermost(dataset_cfg))
-    dataset_cls = _lookup(DATASETS, inner.get('type', ''))
-    if dataset_cls is None or 'tasks' not in getattr(
-        dataset_cls, 'METAINFO', {}
-    ):
-        return None
-    inner['lazy_init'] = True
-    inner['pipeline'] = []  # the pipeline plays no part in the metainfo
-    try:
-        dataset = DATASETS.build(inner)
-    except Exception:
-        return None
-    return dict(dataset.metainfo, _type=inner['type'])
+    selection = cfg.get('tasks')
+    if not isinstance(selection, (list, tuple)):
+        return []
+    selection = list(selection)
+    how = (
+        "A config that changes the selection writes model.tasks, the loaders' "
+        "dataset.tasks and the evaluators' task_metrics for it "
+        '(docs/add_new_task.md, "Train on fewer tasks").'
+    )
+    problems = []
+    if set(spec) != set(selection):
+        problems.append(
+            f'tasks={selection} but model.tasks has {list(spec)}. {how}'
+        )
+    for loader in LOADERS:
+        node = cfg.get(loader)
+        if not isinstance(node, Mapping):
+            continue
+        for dataset in _dataset_cfgs(node.get('dataset')):
+            loaded = dataset.get('tasks')
+            if loaded is not None and set(loaded) != set(selection):
+                problems.append(
+                    f'tasks={selection} but {loader}.dataset.tasks='
+                    f'{list(loaded)}. {how}'
+                )
+    for section in ('val_evaluator', 'test_evaluator'):
+        for key, task, _ in _task_metrics(cfg.get(section)):
+            if task not in selection:
+                problems.append(
+                    f"{key.replace('@', section, 1)} scores '{task}', which "
+                    f'tasks={selection} does not select. {how}'
+                )
+    return problems
 
 
 def check_tasks(spec: Mapping, meta: Mapping, loader: str) -> List[str]:
@@ -323,7 +114,7 @@ def check_tasks(spec: Mapping, meta: Mapping, loader: str) -> List[str]:
     dataset = meta.get('_type')
     for task, task_cfg in spec.items():
         if task not in provided:
-            dataset_cls = _lookup(DATASETS, dataset) if dataset else None
+            dataset_cls = DATASETS.get(dataset) if dataset else None
             offered = getattr(dataset_cls, 'METAINFO', {}).get('tasks', ())
             fix = (
                 f"Add '{task}' to {key}.tasks ({dataset} has it)"
@@ -359,31 +150,6 @@ def check_tasks(spec: Mapping, meta: Mapping, loader: str) -> List[str]:
     return problems
 
 
-def check_kinds(spec: Mapping) -> List[str]:
-    """Channels, and losses for a task kind that does not fit them."""
-    problems = []
-    for task, task_cfg in spec.items():
-        kind = task_cfg['kind']
-        allowed = task_kind(kind).head_channels
-        if allowed is not None and task_cfg['channels'] not in allowed:
-            problems.append(
-                f'model.tasks.{task}.channels={task_cfg["channels"]}; a {kind} '
-                f'head predicts {" or ".join(map(str, allowed))} channel(s). '
-                f'Set model.tasks.{task}.channels={allowed[-1]}.'
-            )
-        loss = task_cfg.get('loss') or {}
-        loss_type = loss.get('type') if isinstance(loss, Mapping) else None
-        fits = accepted_kinds(MODELS, loss_type)
-        if fits is not None and kind not in fits:
-            suited = types_accepting(MODELS, kind)
-            problems.append(
-                f'model.tasks.{task}.loss: {loss_type} is a loss for '
-                f"{' / '.join(fits)} tasks, but '{task}' is a {kind} task. "
-                f'{_use(suited, "loss", kind)} (or set model.tasks.{task}.kind).'
-            )
-    return problems
-
-
 def _task_metrics(evaluator) -> Iterator[Tuple[str, str, Mapping]]:
     """(key, task, metric cfg) of every per-task metric in an evaluator config."""
     if isinstance(evaluator, (list, tuple)):
@@ -413,7 +179,6 @@ def check_metrics(cfg: Config, spec: Mapping, metas: Mapping) -> List[str]:
         meta = metas.get(loader) or {}
         for key, task, metric in _task_metrics(cfg.get(section)):
             key = key.replace('@', section, 1)
-            metric_type = str(metric.get('type')).split('.')[-1]
             if task not in spec:
                 problems.append(
                     f"{key}: the model does not predict '{task}' (model.tasks: "
@@ -425,54 +190,53 @@ def check_metrics(cfg: Config, spec: Mapping, metas: Mapping) -> List[str]:
             fits = accepted_kinds(METRICS, metric.get('type'))
             if fits is not None and kind not in fits:
                 suited = types_accepting(METRICS, kind)
+                metric_type = str(metric.get('type')).split('.')[-1]
                 problems.append(
                     f'{key}: {metric_type} scores {" / ".join(fits)} tasks, but '
-                    f"'{task}' is a {kind} task. {_use(suited, 'metric', kind)}."
+                    f"'{task}' is a {kind} task. "
+                    f'{suggestion(suited, "metric", kind)}.'
                 )
                 continue
             classes = class_names(meta, task)
-            # without num_classes the metric counts the dataset's classes
+            # a class-count argument of a metric of a task with classes must agree with
+            # the dataset (without one the metric counts the dataset's classes)
+            num_classes = metric.get('num_classes')
             if (
-                metric_type == 'SegmentationMetric'
+                task_kind(kind).has_classes
                 and classes is not None
-                and metric.get('num_classes') is not None
-                and metric['num_classes'] != len(classes)
+                and num_classes is not None
+                and num_classes != len(classes)
             ):
                 problems.append(
-                    f'{key}.num_classes={metric["num_classes"]} but '
+                    f'{key}.num_classes={num_classes} but '
                     f'{loader}.dataset has {len(classes)} {task} classes. Set '
                     f'{key}.num_classes={len(classes)}.'
                 )
     return problems
 
 
-def task_spec_problems(cfg: Config) -> Tuple[Optional[Mapping], List[str]]:
-    """``model.tasks`` parsed as the model will parse it, or the reason it cannot be."""
-    from ctal_mm.models.multitask_model import parse_task_spec
-
-    model = cfg.get('model')
-    if not isinstance(model, Mapping) or 'tasks' not in model:
-        return None, []
-    try:
-        return parse_task_spec(model['tasks']), []
-    except (KeyError, ValueError) as error:
-        message = error.args[0] if error.args else str(error)
-        return None, [f'model.tasks: {message}']
-
-
 def _static_problems(cfg: Config, metas: Mapping) -> List[str]:
-    problems = check_registry_types(cfg)
-    if problems:  # the checks below build datasets: their types must exist
+    model = cfg.get('model')
+    if not isinstance(model, Mapping):
+        return []
+    spec, problems = task_spec_problems(model.get('tasks'))
+    spec = {task: cfg for task, cfg in spec.items() if 'kind' in cfg}
+    if not spec:
         return problems
-    spec, problems = task_spec_problems(cfg)
-    if spec is None:
-        return problems
-    problems += check_kinds(spec)
+    problems += check_selection(cfg, spec)
     for loader, meta in metas.items():
         if meta is not None:
             problems += check_tasks(spec, meta, loader)
     problems += check_metrics(cfg, spec, metas)
     return problems
+
+
+def _dataset_meta(cfg: Config, loader: str) -> Optional[dict]:
+    dataset = (cfg.get(loader) or {}).get('dataset')
+    meta = dataset_metainfo(dataset)
+    if meta is None:
+        return None
+    return dict(meta, _type=_dataset_cfgs(dataset)[0].get('type'))
 
 
 def check_config(
@@ -488,10 +252,7 @@ def check_config(
     Raises:
         ConfigError: listing every problem found.
     """
-    problems = check_registry_types(cfg)
-    if problems:  # building the datasets needs their types
-        raise ConfigError(problems, cfg.filename)
-    metas = {loader: build_dataset_meta(cfg, loader) for loader in loaders}
+    metas = {loader: _dataset_meta(cfg, loader) for loader in loaders}
     problems = _static_problems(cfg, metas)
     if problems:
         raise ConfigError(problems, cfg.filename)
@@ -676,11 +437,4 @@ def check_runner(runner, probe_sizes: bool = True) -> None:
         raise ConfigError(problems, cfg.filename)
 
 
-__all__ = [
-    'ConfigError',
-    'check_config',
-    'check_runner',
-    'check_registry_types',
-    'close_names',
-    'unknown_type_message',
-]
+__all__ = ['ConfigError', 'check_config', 'check_runner']

@@ -3,10 +3,12 @@ into config changes, the config checks, building the Runner and the CPU distribu
 
 import argparse
 import datetime
+import difflib
 import gc
 import logging
 import os
 import os.path as osp
+import re
 import sys
 from typing import Callable
 
@@ -223,6 +225,47 @@ def check_tool_config(cfg: Config, loaders=None) -> None:
     drop_disabled_hooks(cfg)
 
 
+# mmengine's words when a config names a type no registry in scope holds
+UNKNOWN_TYPE = re.compile(
+    r'(?P<type>[\w.]+) is not in the (?P<scope>[\w.]+)::(?P<registry>[\w ]+) registry'
+)
+
+
+def close_type_names(name: str, registry_name: str, count: int = 5) -> list:
+    """The registered names of ctal_mm's ``registry_name`` registry (and its parents)
+    closest to ``name``."""
+    from mmengine.registry import Registry
+
+    import ctal_mm.registry as registries
+
+    names = set()
+    for registry in vars(registries).values():
+        while isinstance(registry, Registry):
+            if registry.name == registry_name:
+                names.update(registry.module_dict)
+            registry = registry.parent
+    lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(lower), count, 0.6)
+    return [lower[n] for n in close]
+
+
+def _exit_on_unknown_type(error: KeyError) -> None:
+    """An unknown ``type=`` ends the run with mmengine's message and the registered
+    names closest to it; any other KeyError is re-raised."""
+    message = error.args[0] if error.args else ''
+    found = UNKNOWN_TYPE.search(str(message))
+    if found is None:
+        raise error
+    close = close_type_names(
+        found['type'].split('.')[-1], found['registry'].strip()
+    )
+    hint = f' Did you mean {", ".join(map(repr, close))}?' if close else ''
+    sys.exit(
+        f'KeyError: {message}{hint} Correct the type in the config, or import the '
+        "module that registers it with custom_imports=dict(imports=['my_module'])."
+    )
+
+
 def build_tool_runner(cfg: Config):
     """The Runner of ``cfg`` (``runner_type`` respected), after the CPU distributed set-up."""
     from mmengine.runner import Runner
@@ -230,14 +273,18 @@ def build_tool_runner(cfg: Config):
     from ctal_mm.registry import RUNNERS
 
     setup_cpu_distributed(cfg)
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
+    try:
+        if 'runner_type' not in cfg:
+            return Runner.from_cfg(cfg)
+        return RUNNERS.build(cfg)
+    except KeyError as error:
+        _exit_on_unknown_type(error)
 
 
 def run_or_exit(step: Callable[[], object]) -> object:
-    """``step()``; a checkpoint that does not fit or is unsafe exits with its message alone
-    (it says what is wrong and what to do; a traceback adds nothing)."""
+    """``step()``; a checkpoint that does not fit or is unsafe, or a type no registry holds,
+    exits with its message alone (it says what is wrong and what to do; a traceback adds
+    nothing)."""
     from ctal_mm.utils.compat import UnsafeCheckpointError
     from ctal_mm.utils.model_weights import CheckpointMismatchError
 
@@ -245,3 +292,5 @@ def run_or_exit(step: Callable[[], object]) -> object:
         return step()
     except (CheckpointMismatchError, UnsafeCheckpointError) as error:
         sys.exit(f'{type(error).__name__}: {error}')
+    except KeyError as error:
+        _exit_on_unknown_type(error)

@@ -1,9 +1,7 @@
 """MultiTaskEncoderDecoder: backbone -> neck -> multitask decoder, supervised per task and stage."""
 
-import copy
 import logging
 import math
-from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional
 
 import torch
@@ -19,44 +17,7 @@ from .activation_checkpoint import checkpointed
 from .layer_init import check_layer_init, reset_to_pytorch_defaults
 from .losses.loss_keys import format_loss_dict
 from .mtl import JacobianDescent
-
-
-def parse_task_spec(tasks: Mapping[str, Mapping]) -> 'OrderedDict[str, dict]':
-    """Validate the config's ``model.tasks`` and fill in defaults (kind, loss, weight)."""
-    if tasks is None:
-        raise ValueError(
-            'model.tasks is not set. The shipped configs declare their task set as '
-            'task_specs in the dataset base config, which becomes model.tasks when the '
-            'config is loaded: use ctal_mm.engine.load_config(path), or build the runner '
-            'with RUNNERS.build(cfg) / MultiTaskRunner.from_cfg(cfg) (runner_type='
-            "'MultiTaskRunner', as tools/train.py); mmengine's Runner.from_cfg skips it. "
-            'Or set model.tasks=dict(<task>=dict(kind=..., channels=...)).'
-        )
-    if not isinstance(tasks, Mapping) or not tasks:
-        raise ValueError(
-            'model.tasks must be a non-empty dict {task: dict(kind=..., '
-            f'channels=..., loss=..., weight=...)}}, got {tasks!r}.'
-        )
-    spec = OrderedDict()
-    for name, cfg in tasks.items():
-        cfg = dict(cfg)
-        kind = get_task_kind(name, {name: cfg.get('kind')})
-        if not isinstance(cfg.get('channels'), int) or cfg['channels'] < 1:
-            raise ValueError(
-                f"model.tasks.{name} needs 'channels' (a positive int: the number "
-                f'of output channels), got {cfg.get("channels")!r}.'
-            )
-        cfg['kind'] = kind.name
-        if 'loss' not in cfg:
-            if kind.default_loss is None:
-                raise ValueError(
-                    f"model.tasks.{name} needs 'loss': kind {kind.name!r} has no "
-                    "default loss. Name one, e.g. loss=dict(type='MyLoss')."
-                )
-            cfg['loss'] = copy.deepcopy(dict(kind.default_loss))
-        cfg.setdefault('weight', 1.0)
-        spec[name] = cfg
-    return spec
+from .task_spec import parse_task_spec
 
 
 @MODELS.register_module()

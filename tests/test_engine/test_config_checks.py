@@ -116,8 +116,7 @@ def test_kind_messages_name_the_loss_metric_and_the_fix_in_full():
 def test_accepted_kinds_are_read_from_the_registered_classes(monkeypatch):
     from torch import nn
 
-    from ctal_mm.engine.config_checks import check_kinds
-    from ctal_mm.models.multitask_model import parse_task_spec
+    from ctal_mm.models.task_spec import task_spec_problems
     from ctal_mm.registry import MODELS
     from ctal_mm.structures import TASK_KINDS, TaskKind
 
@@ -147,14 +146,13 @@ def test_accepted_kinds_are_read_from_the_registered_classes(monkeypatch):
         monkeypatch.setitem(
             TASK_KINDS, 'heat', TaskKind('heat', 1, -1.0, is_label=False)
         )
-        spec = parse_task_spec(
+        _, (problem,) = task_spec_problems(
             dict(
                 temp=dict(
                     kind='heat', channels=1, loss=cfg.model.tasks.depth.loss
                 )
             )
         )
-        (problem,) = check_kinds(spec)
         assert problem == (
             'model.tasks.temp.loss: DepthOnlyTestLoss is a loss for depth tasks, '
             "but 'temp' is a heat task. No registered loss accepts kind 'heat': "
@@ -167,7 +165,7 @@ def test_accepted_kinds_are_read_from_the_registered_classes(monkeypatch):
 
 
 def test_every_kind_default_loss_accepts_its_kind():
-    from ctal_mm.engine.config_checks import accepted_kinds
+    from ctal_mm.models.task_spec import accepted_kinds
     from ctal_mm.registry import MODELS
     from ctal_mm.structures import TASK_KINDS
 
@@ -175,18 +173,26 @@ def test_every_kind_default_loss_accepts_its_kind():
         assert name in accepted_kinds(MODELS, kind.default_loss['type'])
 
 
-def test_unknown_types_list_the_close_names():
+def test_unknown_types_end_the_run_with_the_close_names():
+    from ctal_mm.engine.launch import build_tool_runner, run_or_exit
+    from ctal_mm.registry import TRANSFORMS
+
     cfg = _demo(**{'model.decoder.type': 'CTALDecodr'})
-    cfg.train_dataloader.dataset.pipeline[1].type = 'MultiTaskRandomFlp'
-    cfg.default_hooks.non_finite = dict(type='NonFiniteLosHook')
-    problems = _problems(cfg)
-    assert len(problems) == 3, problems
-    hook, decoder, flip = sorted(problems)
-    assert decoder.startswith("model.decoder.type: type='CTALDecodr' is not")
-    assert "Did you mean 'CTALDecoder'" in decoder
-    assert "Did you mean 'NonFiniteLossHook'" in hook
-    assert flip.startswith('train_dataloader.dataset.pipeline[1].type')
-    assert "'MultiTaskRandomFlip'" in flip
+    cfg.work_dir = '/nonexistent/never-written'
+    with pytest.raises(SystemExit) as info:
+        build_tool_runner(cfg)
+    message = str(info.value.code)
+    assert 'CTALDecodr is not in the ctal_mm::model registry' in message
+    assert "Did you mean 'CTALDecoder'," in message
+
+    def build_flip():
+        TRANSFORMS.build(dict(type='MultiTaskRandomFlp'))
+
+    with pytest.raises(SystemExit, match="Did you mean 'MultiTaskRandomFlip'"):
+        run_or_exit(build_flip)
+    # any other KeyError is not ours to explain
+    with pytest.raises(KeyError, match='plain'):
+        run_or_exit(lambda: {}['plain'])
 
 
 def _runner(cfg, tmp_path):
@@ -221,7 +227,7 @@ def test_tools_train_reports_all_problems_before_building_anything(tmp_path):
             str(tmp_path),
             '--cfg-options',
             'model.tasks.semseg.channels=13',
-            'model.decoder.type=CTALDecodr',
+            'model.tasks.normals.channels=1',
         ],
         env=env(),
         capture_output=True,
@@ -229,7 +235,10 @@ def test_tools_train_reports_all_problems_before_building_anything(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 1
-    assert "type='CTALDecodr'" in proc.stderr and 'CTALDecoder' in proc.stderr
+    # semseg against the train and the val set, normals against its kind
+    assert '3 problem(s) in the config' in proc.stderr
+    assert 'Set model.tasks.semseg.channels=9' in proc.stderr
+    assert 'Set model.tasks.normals.channels=3' in proc.stderr
     assert (
         'Config:' not in proc.stdout + proc.stderr
     )  # the Runner was never built

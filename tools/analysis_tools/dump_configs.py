@@ -1,13 +1,13 @@
-"""Dump what every shipped config resolves to, one JSON file per config, to compare two trees.
+"""Dump the settings every shipped config gives, one JSON file per config, to compare two trees.
 
     python tools/analysis_tools/dump_configs.py OUT_DIR [--configs configs] [--state-dict]
 
 For each config under ``--configs`` (``_base_`` skipped) it writes ``OUT_DIR/<dir>/<name>.json``
 holding the ``model``, ``train/val/test_dataloader`` and ``val/test_evaluator`` settings
-as sorted JSON, resolved as the tools see them (``load_config``: the dataset's ``task_specs``
-and ``data_preprocessor`` wired in). ``--state-dict`` also builds each model (from scratch: no
-pretrained file is read) and lists its parameter and buffer names with their shapes, the part a
-checkpoint must match.
+as sorted JSON, as ``Config.fromfile`` reads them (the dataset base configs derive the model's,
+the loaders' and the evaluators' task settings in the file). ``--state-dict`` also builds
+each model (from scratch: no pretrained file is read) and lists its parameter and buffer
+names with their shapes, the part a checkpoint must match.
 Run it before and after a restructuring and ``diff -r`` the two directories.
 """
 
@@ -47,7 +47,7 @@ def _plain(value):
 
 
 def config_settings(path):
-    """The resolved settings of one config file as plain containers (``None`` where unset)."""
+    """The settings of one config file as plain containers (``None`` where unset)."""
     cfg = load_config(path)
     return {key: _plain(cfg.get(key)) for key in KEYS}
 

@@ -14,7 +14,8 @@ crop_size = (480, 640)
 
 # The task set, declared once (docs/add_new_task.md): `tasks` selects what the model predicts,
 # the datasets load and the evaluators score; `task_specs` gives each task's kind, channels
-# (semseg: the dataset's 40 classes), loss, weight and metric.
+# (semseg: the dataset's 40 classes; the config checks compare it with the dataset's), loss,
+# weight and metric.
 # The protocol's heads and losses, shared by the CTAL / HPS / STL configs: loss weights
 # 1 / 1 / 10 / 50 and edge positive weight 0.95 as the MTI-Net and InvPT / TaskPrompter NYUD
 # configs (ATRC's NYUD class uses 0.8); L1 on normalised normals and on valid depth, as all
@@ -23,13 +24,19 @@ crop_size = (480, 640)
 # BSDS matching at maximum distance 0.011 x image diagonal (the SEISM maxDist the ATRC and
 # InvPT READMEs give for NYUD-v2), with the NMS of SEISM's pipeline as for PASCAL, at the
 # benchmark's 99 thresholds.
+num_semseg_classes = 40
 tasks = ('semseg', 'depth', 'normals', 'edge')
 task_specs = dict(
     semseg=dict(
         kind='segmentation',
+        channels=num_semseg_classes,
         loss=dict(type='MTCrossEntropyLoss'),
         weight=1.0,
-        metric=dict(type='SegmentationMetric', absent_classes='zero'),
+        metric=dict(
+            type='SegmentationMetric',
+            num_classes=num_semseg_classes,
+            absent_classes='zero',
+        ),
     ),
     depth=dict(
         kind='depth',
@@ -55,6 +62,17 @@ task_specs = dict(
         ),
     ),
 )
+
+# What the model, the datasets and the evaluators are given, derived here from the two above
+# (the model's tasks in task_specs' order: heads, losses and CTAL's fusion input follow it,
+# so a checkpoint depends on it; loading and scoring in the selection's order). A child
+# config that changes the selection writes these again (docs/add_new_task.md).
+model_tasks = {
+    task: {key: value for key, value in spec.items() if key != 'metric'}
+    for task, spec in task_specs.items()
+    if task in tasks
+}
+task_metrics = {task: task_specs[task]['metric'] for task in tasks}
 
 train_pipeline = [
     dict(type='LoadMultiTaskImage'),
@@ -92,6 +110,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
+        tasks=tasks,
         data_root=data_root,
         split='train',
         layout='auto',
@@ -105,6 +124,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        tasks=tasks,
         data_root=data_root,
         split='val',
         layout='auto',
@@ -113,7 +133,6 @@ val_dataloader = dict(
     ),
 )
 test_dataloader = val_dataloader
-# task_metrics come from task_specs; an entry here is merged over the task's metric.
 # Validation during training scores edges at 33 thresholds (ODS-F within 0.05 of the full
 # protocol on the synthetic scenes, docs/benchmarks.md#edge-evaluation); tools/test.py
 # (test_evaluator) keeps the benchmark's 99.
@@ -123,6 +142,9 @@ test_dataloader = val_dataloader
 # (and the same for test_evaluator).
 val_evaluator = dict(
     type='MultiTaskMetric',
-    task_metrics=dict(edge=dict(num_thresholds=33)),
+    task_metrics={
+        **task_metrics,
+        'edge': dict(task_metrics['edge'], num_thresholds=33),
+    },
 )
-test_evaluator = dict(type='MultiTaskMetric')
+test_evaluator = dict(type='MultiTaskMetric', task_metrics=task_metrics)

@@ -9,17 +9,24 @@ data_root = 'data/nyuv2'
 
 # The task set, declared once (docs/add_new_task.md): `tasks` selects what the model predicts,
 # the datasets load and the evaluators score; `task_specs` gives each task's kind, output
-# channels (segmentation: the dataset's class count when omitted), loss, weight and metric.
+# channels (semseg: the dataset's class count; the config checks compare it with the
+# dataset's), loss, weight and metric.
 # The reference's heads and losses: weights 1 / 1 / 1, cosine normals loss. Its scoring (MTAN
 # protocol): mIoU with absent classes excluded, depth abs/rel error, normal angles (acos of
 # the dot product).
+num_semseg_classes = 13  # the MTAN 13-class labels
 tasks = ('semseg', 'depth', 'normals')
 task_specs = dict(
     semseg=dict(
         kind='segmentation',
+        channels=num_semseg_classes,
         loss=dict(type='MTCrossEntropyLoss'),
         weight=1.0,
-        metric=dict(type='SegmentationMetric', absent_classes='exclude'),
+        metric=dict(
+            type='SegmentationMetric',
+            num_classes=num_semseg_classes,
+            absent_classes='exclude',
+        ),
     ),
     depth=dict(
         kind='depth',
@@ -36,6 +43,17 @@ task_specs = dict(
         metric=dict(type='NormalsMetric', angle='acos'),
     ),
 )
+
+# What the model, the datasets and the evaluators are given, derived here from the two above
+# (the model's tasks in task_specs' order: heads, losses and CTAL's fusion input follow it,
+# so a checkpoint depends on it; loading and scoring in the selection's order). A child
+# config that changes the selection writes these again (docs/add_new_task.md).
+model_tasks = {
+    task: {key: value for key, value in spec.items() if key != 'metric'}
+    for task, spec in task_specs.items()
+    if task in tasks
+}
+task_metrics = {task: task_specs[task]['metric'] for task in tasks}
 
 train_pipeline = [
     dict(type='LoadMultiTaskImage'),
@@ -64,6 +82,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
+        tasks=tasks,
         data_root=data_root,
         split='train',
         normals_gt='stored',
@@ -77,6 +96,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        tasks=tasks,
         data_root=data_root,
         split='val',
         normals_gt='stored',
@@ -85,8 +105,7 @@ val_dataloader = dict(
     ),
 )
 test_dataloader = val_dataloader
-# task_metrics come from task_specs. Add
 # stl_baselines=dict(semseg=dict(mIoU=...), depth=dict(abs_err=...), normals=dict(mean=...))
 # with your single-task numbers to get delta_m (and save the best checkpoint by it).
-val_evaluator = dict(type='MultiTaskMetric')
+val_evaluator = dict(type='MultiTaskMetric', task_metrics=task_metrics)
 test_evaluator = val_evaluator

@@ -14,7 +14,8 @@ crop_size = (512, 512)
 
 # The task set, declared once (docs/add_new_task.md): `tasks` selects what the model predicts,
 # the datasets load and the evaluators score, and orders loading and scoring; `task_specs`
-# gives each task's kind, channels (segmentation: the dataset's 21 / 7 classes), loss, weight
+# gives each task's kind, channels (segmentation: the dataset's 21 / 7 classes, compared with
+# the dataset's by the config checks), loss, weight
 # and metric, in the model's task order (the reference's: it orders PAP-Net's per-task mixing
 # weights and CTAL's fusion input).
 # The transformer reference's baseline weights (semseg 1, human parts 2, saliency 5, edge 50,
@@ -23,13 +24,20 @@ crop_size = (512, 512)
 # on images with people, saliency max F (without the reference's double sigmoid: set
 # reference_double_sigmoid=True to compare with numbers published with it), normals mean
 # angle, edges ODS-F at 0.0075 at the benchmark's 99 thresholds, and the reference's BCE proxy.
+num_semseg_classes = 21
+num_human_parts_classes = 7
 tasks = ('semseg', 'human_parts', 'saliency', 'normals', 'edge')
 task_specs = dict(
     semseg=dict(
         kind='segmentation',
+        channels=num_semseg_classes,
         loss=dict(type='MTCrossEntropyLoss'),
         weight=1.0,
-        metric=dict(type='SegmentationMetric', absent_classes='zero'),
+        metric=dict(
+            type='SegmentationMetric',
+            num_classes=num_semseg_classes,
+            absent_classes='zero',
+        ),
     ),
     normals=dict(
         kind='normals',
@@ -56,15 +64,28 @@ task_specs = dict(
     ),
     human_parts=dict(
         kind='segmentation',
+        channels=num_human_parts_classes,
         loss=dict(type='MTCrossEntropyLoss'),
         weight=2.0,
         metric=dict(
             type='SegmentationMetric',
+            num_classes=num_human_parts_classes,
             absent_classes='zero',
             only_images_with_labels=True,
         ),
     ),
 )
+
+# What the model, the datasets and the evaluators are given, derived here from the two above
+# (the model's tasks in task_specs' order: heads, losses and CTAL's fusion input follow it,
+# so a checkpoint depends on it; loading and scoring in the selection's order). A child
+# config that changes the selection writes these again (docs/add_new_task.md).
+model_tasks = {
+    task: {key: value for key, value in spec.items() if key != 'metric'}
+    for task, spec in task_specs.items()
+    if task in tasks
+}
+task_metrics = {task: task_specs[task]['metric'] for task in tasks}
 
 train_pipeline = [
     dict(type='LoadMultiTaskImage'),
@@ -107,6 +128,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
+        tasks=tasks,
         data_root=data_root,
         split='train',
         normals_gt='stored',
@@ -120,6 +142,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        tasks=tasks,
         data_root=data_root,
         split='val',
         normals_gt='stored',
@@ -128,12 +151,14 @@ val_dataloader = dict(
     ),
 )
 test_dataloader = val_dataloader
-# task_metrics come from task_specs; an entry here is merged over the task's metric.
 # Validation during training scores edges at 33 thresholds (ODS-F within 0.05 of the full
 # protocol on the synthetic scenes, docs/benchmarks.md#edge-evaluation); tools/test.py
 # (test_evaluator) keeps the benchmark's 99.
 val_evaluator = dict(
     type='MultiTaskMetric',
-    task_metrics=dict(edge=dict(num_thresholds=33)),
+    task_metrics={
+        **task_metrics,
+        'edge': dict(task_metrics['edge'], num_thresholds=33),
+    },
 )
-test_evaluator = dict(type='MultiTaskMetric')
+test_evaluator = dict(type='MultiTaskMetric', task_metrics=task_metrics)

@@ -9,14 +9,19 @@ synthetic_num_classes = 9  # floor, wall, ceiling + 6 object classes
 # The task set, declared once (docs/add_new_task.md): `tasks` selects what the model predicts,
 # the datasets load and the evaluators score (the NYUv2-like three by default; add e.g. 'edge'
 # to train and score it too); `task_specs` gives every task the scenes have: kind, channels
-# (segmentation: the scenes' class counts), loss, weight (1 each) and metric.
+# (segmentation: the scenes' class counts, compared with the dataset's by the config checks),
+# loss, weight (1 each) and metric.
+num_human_parts_classes = 4  # the PART_CLASSES of the scenes
 tasks = ('semseg', 'depth', 'normals')
 task_specs = dict(
     semseg=dict(
         kind='segmentation',
+        channels=synthetic_num_classes,
         loss=dict(type='MTCrossEntropyLoss'),
         weight=1.0,
-        metric=dict(type='SegmentationMetric'),
+        metric=dict(
+            type='SegmentationMetric', num_classes=synthetic_num_classes
+        ),
     ),
     depth=dict(
         kind='depth',
@@ -48,11 +53,25 @@ task_specs = dict(
     ),
     human_parts=dict(
         kind='segmentation',
+        channels=num_human_parts_classes,
         loss=dict(type='MTCrossEntropyLoss'),
         weight=1.0,
-        metric=dict(type='SegmentationMetric'),
+        metric=dict(
+            type='SegmentationMetric', num_classes=num_human_parts_classes
+        ),
     ),
 )
+
+# What the model, the datasets and the evaluators are given, derived here from the two above
+# (the model's tasks in task_specs' order: heads, losses and CTAL's fusion input follow it,
+# so a checkpoint depends on it; loading and scoring in the selection's order). A child
+# config that changes the selection writes these again (docs/add_new_task.md).
+model_tasks = {
+    task: {key: value for key, value in spec.items() if key != 'metric'}
+    for task, spec in task_specs.items()
+    if task in tasks
+}
+task_metrics = {task: task_specs[task]['metric'] for task in tasks}
 
 train_pipeline = [
     dict(type='LoadSyntheticScene'),
@@ -91,6 +110,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
+        tasks=tasks,
         num_samples=320,
         img_size=synthetic_img_size,
         num_classes=synthetic_num_classes,
@@ -106,6 +126,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        tasks=tasks,
         num_samples=64,
         img_size=synthetic_img_size,
         num_classes=synthetic_num_classes,
@@ -116,6 +137,5 @@ val_dataloader = dict(
     ),
 )
 test_dataloader = val_dataloader
-# task_metrics come from task_specs
-val_evaluator = dict(type='MultiTaskMetric')
+val_evaluator = dict(type='MultiTaskMetric', task_metrics=task_metrics)
 test_evaluator = val_evaluator

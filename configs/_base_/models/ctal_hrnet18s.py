@@ -1,7 +1,7 @@
 # CTAL with HRNet-W18-small-v2, as the reference's CNN tree, sized for NYUv2 (MTAN protocol):
-# 288x384 inputs -> CTAL features 72x96 (N = 6912). The tasks (`task_specs`) and the data
+# 288x384 inputs -> CTAL features 72x96 (N = 6912). The tasks (`model_tasks`) and the data
 # preprocessing (`data_preprocessor`) come from the dataset base config the experiment config
-# inherits with this one (docs/add_new_task.md).
+# inherits with this one; it gives them to the model (docs/add_new_task.md).
 # The backbone's BN momentum is the reference's HRNet constant (0.01); the fuse neck and the
 # heads keep PyTorch's 0.1, as there.
 norm_cfg = dict(type='BN', requires_grad=True, momentum=0.01)

@@ -7,7 +7,7 @@
 # model has 62,170,110 parameters against the reference's 62,179,134.
 # Backbone as the Swin baselines'; tasks and data preprocessing from the dataset base config.
 # The reference's CTAL config weights semseg 2 (its baselines 1): the experiment config sets
-# task_specs = dict(semseg=dict(weight=2.0)).
+# it in model.tasks.
 _base_ = ['./hps_swinv2s.py']
 model = dict(
     decoder=dict(

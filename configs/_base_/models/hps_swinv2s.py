@@ -2,8 +2,9 @@
 # transformer reference's baseline: the shared backbone's 768-ch stride-32 map, then per task a
 # DeepLab-v3 head. The reference uses torchvision's swin_v2_s; mmpretrain's SwinTransformerV2
 # (arch small, window 8) has 9,024 fewer parameters and otherwise the same layers.
-# The tasks (`task_specs`: the reference's baseline weights, in its task order) and the data
-# preprocessing come from the dataset base config, configs/_base_/datasets/pascal_context.py.
+# The tasks (`model_tasks`: the reference's baseline weights, in its task order) and the data
+# preprocessing come from the dataset base config, configs/_base_/datasets/pascal_context.py,
+# through the experiment config.
 model = dict(
     type='MultiTaskEncoderDecoder',
     backbone=dict(
