@@ -27,7 +27,6 @@ from mmseg.registry import OPTIMIZERS as MMSEG_OPTIMIZERS
 from mmseg.registry import PARAM_SCHEDULERS as MMSEG_PARAM_SCHEDULERS
 from mmseg.registry import RUNNER_CONSTRUCTORS as MMSEG_RUNNER_CONSTRUCTORS
 from mmseg.registry import RUNNERS as MMSEG_RUNNERS
-from mmseg.registry import TASK_UTILS as MMSEG_TASK_UTILS
 from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
 from mmseg.registry import VISBACKENDS as MMSEG_VISBACKENDS
 from mmseg.registry import VISUALIZERS as MMSEG_VISUALIZERS
@@ -53,7 +52,8 @@ DATASETS = _child('dataset', MMSEG_DATASETS, 'datasets')
 DATA_SAMPLERS = _child('data sampler', MMSEG_DATA_SAMPLERS, 'datasets')
 TRANSFORMS = _child('transform', MMSEG_TRANSFORMS, 'datasets.transforms')
 MODELS = _child('model', MMSEG_MODELS, 'models')
-MODEL_WRAPPERS = _child('model_wrapper', MMSEG_MODEL_WRAPPERS, 'models')
+# the CPU DDP wrapper (engine/distributed.py): the Runner builds wrappers
+MODEL_WRAPPERS = _child('model_wrapper', MMSEG_MODEL_WRAPPERS, 'engine')
 WEIGHT_INITIALIZERS = _child(
     'weight initializer', MMSEG_WEIGHT_INITIALIZERS, 'models'
 )
@@ -67,7 +67,6 @@ PARAM_SCHEDULERS = _child(
 )
 METRICS = _child('metric', MMSEG_METRICS, 'evaluation')
 EVALUATOR = _child('evaluator', MMSEG_EVALUATOR, 'evaluation')
-TASK_UTILS = _child('task util', MMSEG_TASK_UTILS, 'models')
 VISUALIZERS = _child('visualizer', MMSEG_VISUALIZERS, 'visualization')
 VISBACKENDS = _child('vis_backend', MMSEG_VISBACKENDS, 'visualization')
 LOG_PROCESSORS = _child('log_processor', MMSEG_LOG_PROCESSORS, 'engine')

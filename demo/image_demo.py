@@ -12,7 +12,7 @@ import os.path as osp
 import sys
 
 from ctal_mm.apis import MultiTaskInferencer
-from ctal_mm.apis.transforms import RESIZE_MODES
+from ctal_mm.datasets.transforms import RESIZE_MODES
 
 
 def parse_args(argv=None):

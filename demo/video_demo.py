@@ -15,7 +15,7 @@ import numpy as np
 from rich.progress import track
 
 from ctal_mm.apis import MultiTaskInferencer
-from ctal_mm.apis.prediction_files import task_palette
+from ctal_mm.visualization.prediction_files import task_palette
 from ctal_mm.visualization.task_drawers import (
     DrawStyle,
     draw_depth,

@@ -6,6 +6,7 @@ shape of the authors' models (parameter count in the first line), as
 """
 
 import gzip
+import math
 from pathlib import Path
 
 import torch
@@ -36,3 +37,41 @@ def reference_state_dict(shapes):
         else torch.tensor(3)
         for key, shape in shapes.items()
     }
+
+
+def scaled_random_state_dict(shapes, seed=0):
+    """Random tensors of the listing's shapes at the scales a trained
+    network has, so that deep models keep finite, informative outputs:
+    weights ~ N(0, 1 / fan_in), norm weights 1 + N(0, 0.1^2), biases and
+    running means N(0, 0.1^2), running variances U(0.5, 1.5), class token
+    and position embeddings N(0, 0.02^2). Drawn key by key in the
+    listing's order from one seeded generator, so the official code (the
+    fixtures' generator) and the tests draw the same tensors."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, shape in shapes.items():
+        if 'num_batches_tracked' in key:
+            out[key] = torch.tensor(3)
+        elif 'running_var' in key:
+            out[key] = 0.5 + torch.rand(shape, generator=g)
+        elif key.endswith(('cls_token', 'pos_embed')):
+            out[key] = 0.02 * torch.randn(shape, generator=g)
+        elif len(shape) >= 2:
+            fan_in = max(1, math.prod(shape[1:]))
+            out[key] = torch.randn(shape, generator=g) / math.sqrt(fan_in)
+        elif key.endswith('weight'):
+            out[key] = 1 + 0.1 * torch.randn(shape, generator=g)
+        else:
+            out[key] = 0.1 * torch.randn(shape, generator=g)
+    return out
+
+
+def write_listing(path, state_dict, count):
+    """The gzipped ``key shape`` listing :func:`read_listing` reads."""
+    lines = [f'parameters {count}']
+    for key, value in state_dict.items():
+        shape = 'x'.join(str(s) for s in value.shape)
+        lines.append(f'{key} {shape}'.rstrip())
+    Path(path).write_bytes(
+        gzip.compress(('\n'.join(lines) + '\n').encode(), mtime=0)
+    )

@@ -20,13 +20,13 @@ from ctal_mm.engine.launch import (
     parse_tool_args,
     run_or_exit,
 )
-from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.work_dir_lock import (
+from ctal_mm.engine.work_dir_lock import (
     WorkDirLockedError,
     claim_work_dir,
     launch_rank,
     lock_config,
 )
+from ctal_mm.utils import register_all_modules
 
 
 def parse_args():

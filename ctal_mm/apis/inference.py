@@ -1,14 +1,13 @@
-"""Building a trained model from its config and checkpoint, and predicting on images.
+"""Building a trained model from its config and checkpoint: MMSegmentation's
+``init_model`` for multitask models, and the input size it is fed at.
 
-``init_model`` and ``inference_model`` are MMSegmentation's two functions for multitask models;
-:class:`~ctal_mm.apis.MultiTaskInferencer` is the full tool (folders, batches, output files).
+``inference_model`` and :class:`~ctal_mm.apis.MultiTaskInferencer` (folders,
+batches, output files) predict with it (``multitask_inferencer.py``).
 """
 
 import copy
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
-import numpy as np
-import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.model import BaseModel
 from mmengine.registry import init_default_scope
@@ -16,12 +15,8 @@ from mmengine.registry import init_default_scope
 from ctal_mm.datasets import dataset_metainfo
 from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import MODELS
-from ctal_mm.structures import MultiTaskDataSample
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.input_size import config_input_size
 from ctal_mm.utils.model_weights import load_model_weights
-
-ImageType = Union[str, np.ndarray]
 
 
 def _as_config(config, cfg_options=None) -> Config:
@@ -94,54 +89,27 @@ def init_model(
     return model
 
 
-def affinity_feature_size(model: torch.nn.Module) -> Optional[Tuple]:
-    """The feature size a CTAL affinity module inside ``model`` is built for, or None.
+def model_input_size(
+    model: BaseModel, cfg: Optional[Config] = None
+) -> Optional[Tuple[int, int]]:
+    """The (h, w) images are brought to before ``model`` predicts, or None.
 
-    Such a model accepts only one input size (the fusion conv has one kernel per position).
+    The model's :meth:`~ctal_mm.models.MultiTaskEncoderDecoder.fixed_input_size`
+    if it has one (CTAL), else the size its data preprocessor pads test
+    inputs to, else the ``img_size`` of the test dataset of ``cfg`` (default
+    ``model.cfg``; the synthetic scenes). None: the model takes any size
+    (e.g. HPS on NYUv2's files) and the inferencer feeds images at their own
+    size.
     """
-    from ctal_mm.models.decoders.ctal import CrossTaskAffinityModule
-
-    for module in model.modules():
-        if isinstance(module, CrossTaskAffinityModule):
-            return module.feature_size
-    return None
-
-
-def model_input_size(cfg: Config) -> Optional[Tuple[int, int]]:
-    """The (h, w) the config trains and tests at, or None if it does not fix one.
-
-    In this order: the data preprocessor's (test) pad size or CTAL's affinity feature size
-    times the backbone stride (:func:`ctal_mm.utils.input_size.config_input_size`), then the
-    test dataset's ``img_size`` (the synthetic scenes). A model without any (e.g. HPS on
-    NYUv2's files) accepts any size: the inferencer then feeds images at their own size.
-    """
-    try:
-        return tuple(int(s) for s in config_input_size(cfg))
-    except ValueError:
-        pass
+    fixed = model.fixed_input_size()
+    if fixed is not None:
+        return fixed
+    padding = getattr(model.data_preprocessor, 'test_padding', None) or {}
+    if padding.get('size'):
+        return tuple(int(s) for s in padding['size'])
+    if cfg is None:
+        cfg = getattr(model, 'cfg', None) or {}
     dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
     if dataset.get('img_size'):
         return tuple(int(s) for s in dataset['img_size'])
     return None
-
-
-def inference_model(
-    model: BaseModel, imgs: Union[ImageType, Sequence[ImageType]]
-) -> Union[MultiTaskDataSample, List[MultiTaskDataSample]]:
-    """Predict every task on one image or a list (paths or BGR arrays as mmcv reads them).
-
-    Each image is brought to the model's input size (resized, see
-    :class:`~ctal_mm.apis.MultiTaskInferencer`) and every ``pred_<task>`` comes back at the
-    image's original size.
-
-    Returns:
-        One :class:`MultiTaskDataSample` for one image, a list for a list.
-    """
-    from .multitask_inferencer import MultiTaskInferencer
-
-    inferencer = MultiTaskInferencer(model, show_progress=False)
-    single = not isinstance(imgs, (list, tuple))
-    result = inferencer(imgs, return_datasamples=True)['predictions']
-    if single:
-        return result[0]
-    return result

@@ -1,4 +1,5 @@
-"""MultiTaskInferencer: every task of a trained model on files, folders and arrays."""
+"""MultiTaskInferencer: every task of a trained model on files, folders and
+arrays, and MMSegmentation's ``inference_model`` on it."""
 
 import os
 import os.path as osp
@@ -14,14 +15,17 @@ from mmengine.model import BaseModel
 from mmengine.registry import init_default_scope
 from rich.progress import track
 
+from ctal_mm.datasets.transforms import (
+    UnreadableImageError,
+    inference_pipeline,
+)
 from ctal_mm.models.test_time_aug import MultiTaskTTAModel, flip_tta_pipeline
-from ctal_mm.registry import TRANSFORMS
+from ctal_mm.registry import INFERENCERS, TRANSFORMS
 from ctal_mm.structures import MultiTaskDataSample, task_kind
 from ctal_mm.visualization import MultiTaskVisualizer
+from ctal_mm.visualization.prediction_files import write_prediction_files
 
 from .inference import _as_config, init_model, model_input_size
-from .prediction_files import write_prediction_files
-from .transforms import UnreadableImageError, inference_pipeline
 
 InputType = Union[str, np.ndarray]
 
@@ -32,6 +36,7 @@ def _has_display() -> bool:
     )
 
 
+@INFERENCERS.register_module()
 class MultiTaskInferencer(BaseInferencer):
     """Predict every task of a multitask model, as MMSegmentation's MMSegInferencer.
 
@@ -45,9 +50,10 @@ class MultiTaskInferencer(BaseInferencer):
         model: config file / Config, or a built model (its ``cfg`` is used).
         weights: checkpoint, loaded strictly (another model's checkpoint is refused).
         device: default: CUDA if available, else CPU.
-        input_size: (h, w) fed to the model; default from the config
-            (:func:`~ctal_mm.apis.inference.model_input_size`); None there means each image
-            at its own size, padded to a multiple of 32.
+        input_size: (h, w) fed to the model; default
+            :func:`~ctal_mm.apis.inference.model_input_size` (the model's fixed
+            input size, else the config's); None there means each image at its
+            own size, padded to a multiple of 32.
         resize_mode: 'resize' (stretch to the input size, default) or 'keep_ratio_pad'
             (scale to fit, pad the rest; the padding is dropped from the predictions).
         tta: average each prediction with that of the mirrored image
@@ -96,7 +102,7 @@ class MultiTaskInferencer(BaseInferencer):
         self.cfg = cfg
         self.show_progress = show_progress
         if isinstance(input_size, str):
-            input_size = model_input_size(cfg)
+            input_size = model_input_size(self.model, cfg)
         self.input_size = None if input_size is None else tuple(input_size)
         self.resize_mode = resize_mode
         self.tta = tta
@@ -275,7 +281,7 @@ class MultiTaskInferencer(BaseInferencer):
             inputs: a file, a folder, an array or a list of them.
             return_datasamples: return MultiTaskDataSamples instead of numpy dicts.
             batch_size: images per forward.
-            out_dir: write the files of :mod:`ctal_mm.apis.prediction_files` there.
+            out_dir: write the files of :mod:`ctal_mm.visualization.prediction_files` there.
             show: show each panel in a window (ignored, with a warning, without a display).
             wait_time: seconds each window stays (0: until a key).
             with_labels: class names on the panels' segmentation tiles.
@@ -334,3 +340,24 @@ class MultiTaskInferencer(BaseInferencer):
             visualization=visualization,
             skipped=list(self.skipped),
         )
+
+
+def inference_model(
+    model: BaseModel, imgs: Union[InputType, Sequence[InputType]]
+) -> Union[MultiTaskDataSample, List[MultiTaskDataSample]]:
+    """Predict every task on one image or a list (paths or BGR arrays as mmcv
+    reads them).
+
+    Each image is brought to the model's input size (resized, see
+    :class:`MultiTaskInferencer`) and every ``pred_<task>`` comes back at the
+    image's original size.
+
+    Returns:
+        One :class:`MultiTaskDataSample` for one image, a list for a list.
+    """
+    inferencer = MultiTaskInferencer(model, show_progress=False)
+    single = not isinstance(imgs, (list, tuple))
+    result = inferencer(imgs, return_datasamples=True)['predictions']
+    if single:
+        return result[0]
+    return result

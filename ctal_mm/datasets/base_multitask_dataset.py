@@ -211,14 +211,17 @@ def _mark_skipped(data, skipped: list) -> None:
         data[SKIPPED_KEY] = list(data.get(SKIPPED_KEY, [])) + skipped
 
 
-def dataset_metainfo(dataset_cfg: Optional[Mapping]) -> Optional[dict]:
+def dataset_metainfo(
+    dataset_cfg: Optional[Mapping], strict: bool = False
+) -> Optional[dict]:
     """The metainfo (tasks, task kinds, class names, palettes) a dataset config gives, read
     without reading its files: the dataset is built with ``lazy_init`` and no pipeline, so
     its arguments (a label set, a class count, ``metainfo``) count as they do in a run.
 
     Dataset wrappers (RepeatDataset, ClassBalancedDataset) are looked through. None when the
     config is not a ctal_mm multitask dataset or cannot be built now (building it in the run
-    reports why).
+    reports why). With ``strict``, the ``ValueError`` a dataset raises for its arguments (an
+    unknown task, a bad class count) is raised here, for the config checks to report.
     """
     while isinstance(dataset_cfg, Mapping) and isinstance(
         dataset_cfg.get('dataset'), Mapping
@@ -238,6 +241,10 @@ def dataset_metainfo(dataset_cfg: Optional[Mapping]) -> Optional[dict]:
         dataset = DATASETS.build(
             dict(dataset_cfg, lazy_init=True, pipeline=[])
         )
+    except ValueError:
+        if strict:
+            raise
+        return None
     except Exception:
         return None
     return dict(dataset.metainfo)

@@ -217,6 +217,10 @@ def check_metrics(cfg: Config, spec: Mapping, metas: Mapping) -> List[str]:
 
 def _static_problems(cfg: Config, metas: Mapping) -> List[str]:
     model = cfg.get('model')
+    while isinstance(model, Mapping) and isinstance(
+        model.get('module'), Mapping
+    ):
+        model = model['module']  # a test-time-augmentation wrapper
     if not isinstance(model, Mapping):
         return []
     spec, problems = task_spec_problems(model.get('tasks'))
@@ -231,12 +235,18 @@ def _static_problems(cfg: Config, metas: Mapping) -> List[str]:
     return problems
 
 
-def _dataset_meta(cfg: Config, loader: str) -> Optional[dict]:
+def _dataset_meta(
+    cfg: Config, loader: str
+) -> Tuple[Optional[dict], List[str]]:
+    """The metainfo of ``loader``'s dataset, or the problem its arguments have."""
     dataset = (cfg.get(loader) or {}).get('dataset')
-    meta = dataset_metainfo(dataset)
+    try:
+        meta = dataset_metainfo(dataset, strict=True)
+    except ValueError as error:
+        return None, [f'{loader}.dataset: {error}']
     if meta is None:
-        return None
-    return dict(meta, _type=_dataset_cfgs(dataset)[0].get('type'))
+        return None, []
+    return dict(meta, _type=_dataset_cfgs(dataset)[0].get('type')), []
 
 
 def check_config(
@@ -252,27 +262,16 @@ def check_config(
     Raises:
         ConfigError: listing every problem found.
     """
-    metas = {loader: _dataset_meta(cfg, loader) for loader in loaders}
-    problems = _static_problems(cfg, metas)
+    metas, problems = {}, []
+    for loader in loaders:
+        metas[loader], dataset_problems = _dataset_meta(cfg, loader)
+        problems += dataset_problems
+    problems += _static_problems(cfg, metas)
     if problems:
         raise ConfigError(problems, cfg.filename)
 
 
 # --------------------------------------------------------------------- input size probe
-class _ProbeDone(Exception):
-    """Raised by the probe's pre-hook once every affinity module has seen its input."""
-
-
-def _affinity_modules(model: torch.nn.Module) -> Dict[str, torch.nn.Module]:
-    # duck-typed: any module built for one feature size that can say whether an input fits
-    return {
-        name: module
-        for name, module in model.named_modules()
-        if callable(getattr(module, 'check_size', None))
-        and getattr(module, 'feature_size', None) is not None
-    }
-
-
 def probe_input_size(
     model: torch.nn.Module,
     dataloader,
@@ -280,63 +279,37 @@ def probe_input_size(
     training: bool,
     evaluating: bool = False,
 ) -> List[str]:
-    """Run one sample of ``dataloader`` through the data preprocessor and the model up to its
-    affinity module(s); report inputs those modules were not built for.
+    """Run one sample of ``dataloader`` through the data preprocessor; report an
+    input size the model does not accept (``model.fixed_input_size()``).
 
     ``evaluating``: the model's weights come from a checkpoint (tools/test.py), so the fix
     is to bring the inputs to the model's size, not to build another model."""
-    modules = _affinity_modules(model)
-    if not modules:
+    from mmengine.model import BaseTTAModel
+
+    from ctal_mm.models import MultiTaskEncoderDecoder
+
+    # a test-time augmentation wrapper prepares the batch, its module predicts
+    network = model.module if isinstance(model, BaseTTAModel) else model
+    if not isinstance(network, MultiTaskEncoderDecoder):
         return []
-    dataset = dataloader.dataset
-    sample = dataset[0]
-    batch = dataloader.collate_fn([sample])
-    problems, seen = [], set()
-
-    def pre_hook(module, args):
-        name = next(n for n, m in modules.items() if m is module)
-        features = args[0]
-        first = (
-            next(iter(features.values()))
-            if isinstance(features, Mapping)
-            else features
-        )
-        try:
-            module.check_size(first)
-        except ValueError:  # its message names no config key: ours does
-            problems.append(
-                _size_problem(name, module, first, inputs, loader, evaluating)
-            )
-        seen.add(name)
-        if len(seen) == len(modules):
-            raise _ProbeDone
-
-    handles = [m.register_forward_pre_hook(pre_hook) for m in modules.values()]
-    was_training = model.training
-    model.eval()  # no BN statistics are updated by the probe
-    try:
-        with torch.no_grad():
-            data = model.data_preprocessor(batch, training)
-            inputs = data['inputs']
-            try:
-                model(inputs, data.get('data_samples'), mode='tensor')
-            except _ProbeDone:
-                pass
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return problems
+    need = network.fixed_input_size()
+    if need is None:
+        return []
+    batch = dataloader.collate_fn([dataloader.dataset[0]])
+    with torch.no_grad():
+        inputs = model.data_preprocessor(batch, training)['inputs']
+    if tuple(inputs.shape[-2:]) == need:
+        return []
+    return [_size_problem(network, inputs, loader, evaluating)]
 
 
-def _size_problem(
-    name, module, features, inputs, loader, evaluating=False
-) -> str:
-    fh, fw = module.feature_size
-    h, w = features.shape[-2:]
+def _size_problem(model, inputs, loader, evaluating=False) -> str:
+    name = f'decoder.{model.decoder.fixed_size_module}'
+    feature_size = model.decoder.fixed_feature_size()
+    stride_h, stride_w = model.feature_stride()
     H, W = inputs.shape[-2:]
-    stride_h, stride_w = H / h, W / w
-    need = (round(fh * stride_h), round(fw * stride_w))
+    h, w = round(H / stride_h), round(W / stride_w)
+    need = model.fixed_input_size()
     if evaluating:
         # a checkpoint's CTAL weights are tied to its feature size: another size would
         # make the checkpoint not fit, so the inputs must change
@@ -344,14 +317,14 @@ def _size_problem(
             f'{loader} gives {H}x{W} inputs (after the data preprocessor), but '
             f'the model was built, and its checkpoint trained, for '
             f'{need[0]}x{need[1]} inputs (model.{name}.feature_size='
-            f'{tuple(module.feature_size)} at stride {stride_h:g}). Resize or pad '
+            f'{feature_size} at stride {stride_h:g}). Resize or pad '
             f'the inputs to {need[0]}x{need[1]}: a Resize / Pad to that size in '
             f'{loader}.dataset.pipeline, or model.data_preprocessor.size='
             f'({need[0]}, {need[1]}) to pad them. Do not change feature_size: '
             'the checkpoint would no longer fit the model.'
         )
     return (
-        f'model.{name}.feature_size={tuple(module.feature_size)} but '
+        f'model.{name}.feature_size={feature_size} but '
         f'{loader} gives {H}x{W} inputs (after the data preprocessor), '
         f'which the model turns into {h}x{w} features (stride '
         f'{stride_h:g}). Set model.{name}.feature_size=({h}, {w}), or make '

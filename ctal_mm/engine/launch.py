@@ -282,15 +282,20 @@ def build_tool_runner(cfg: Config):
 
 
 def run_or_exit(step: Callable[[], object]) -> object:
-    """``step()``; a checkpoint that does not fit or is unsafe, or a type no registry holds,
-    exits with its message alone (it says what is wrong and what to do; a traceback adds
-    nothing)."""
+    """``step()``; a checkpoint that does not fit, is unsafe or is damaged, or a type no
+    registry holds, exits with its message alone (it says what is wrong and what to do; a
+    traceback adds nothing)."""
+    from ctal_mm.utils.checkpoint_integrity import CorruptCheckpointError
     from ctal_mm.utils.compat import UnsafeCheckpointError
     from ctal_mm.utils.model_weights import CheckpointMismatchError
 
     try:
         return step()
-    except (CheckpointMismatchError, UnsafeCheckpointError) as error:
+    except (
+        CheckpointMismatchError,
+        UnsafeCheckpointError,
+        CorruptCheckpointError,
+    ) as error:
         sys.exit(f'{type(error).__name__}: {error}')
     except KeyError as error:
         _exit_on_unknown_type(error)

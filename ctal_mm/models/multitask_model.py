@@ -2,13 +2,14 @@
 
 import logging
 import math
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from ctal_mm.registry import MODELS
 from ctal_mm.structures import MultiTaskDataSample, get_task_kind, task_kind
@@ -18,6 +19,25 @@ from .layer_init import check_layer_init, reset_to_pytorch_defaults
 from .losses.loss_keys import format_loss_dict
 from .mtl import JacobianDescent
 from .task_spec import parse_task_spec
+
+
+def _finest_size(feats) -> Tuple[int, int]:
+    """(h, w) of the largest map of a backbone or neck output (a map, or a
+    sequence or dict of them)."""
+    if isinstance(feats, Tensor):
+        return tuple(int(s) for s in feats.shape[-2:])
+    maps = feats.values() if isinstance(feats, Mapping) else feats
+    return max((_finest_size(m) for m in maps), key=lambda hw: hw[0] * hw[1])
+
+
+def _stride(
+    size: Sequence[int], feature_size: Sequence[int]
+) -> Tuple[int, int]:
+    # round: a backbone that pads or floors (HRNet's stride-2 convs on odd
+    # sizes) gives maps one position larger or smaller than size / stride
+    return tuple(
+        max(1, round(int(s) / int(f))) for s, f in zip(size, feature_size)
+    )
 
 
 @MODELS.register_module()
@@ -100,7 +120,6 @@ class MultiTaskEncoderDecoder(BaseModel):
         self.with_cp = with_cp
         self.jacobian_descent = None
         if aggregator is not None:
-            # gramian / jacobian / parallel_chunk_size are read from the dict
             self.jacobian_descent = JacobianDescent(
                 aggregator, list(self.tasks), shared_modules
             )
@@ -110,8 +129,8 @@ class MultiTaskEncoderDecoder(BaseModel):
                 'model.shared_modules is set but model.aggregator is not: '
                 "shared modules only matter to an aggregator (dict(type='UPGrad'), say)."
             )
-        self._jacobian_step_pending = False
-        self._jacobian_features = None
+        # (sy, sx) input size / finest backbone (+ neck) map, once measured
+        self._feature_stride: Optional[Tuple[int, int]] = None
 
     # ----------------------------------------------------------------- init
     def pretrained_modules(self) -> List[nn.Module]:
@@ -133,13 +152,91 @@ class MultiTaskEncoderDecoder(BaseModel):
         feats = self.backbone(inputs)
         return self.neck(feats) if self.neck is not None else feats
 
+    # ----------------------------------------------------------------- input size
+    def fixed_input_size(self) -> Optional[Tuple[int, int]]:
+        """The one (h, w) this model accepts as input, or None if it accepts any.
+
+        A decoder with a module built for one feature size (CTAL's affinity:
+        its fusion conv has one kernel per position) fixes it: that feature
+        size times :meth:`feature_stride`. Test-time augmentation, the config
+        checks, the inference API and the tools all ask this.
+        """
+        feature_size = self.decoder.fixed_feature_size()
+        if feature_size is None:
+            return None
+        sy, sx = self.feature_stride()
+        return feature_size[0] * sy, feature_size[1] * sx
+
+    def feature_stride(self) -> Tuple[int, int]:
+        """(sy, sx): the input size over the size of the finest map the
+        backbone (and neck) give, from the first forward, or before any from
+        a probe on the meta device (shapes only, no arithmetic)."""
+        if self._feature_stride is None:
+            self._feature_stride = self._probe_feature_stride()
+        return self._feature_stride
+
+    def _probe_feature_stride(self) -> Tuple[int, int]:
+        # large enough for any backbone's smallest stage (Swin's windows)
+        # and for round() to find strides that do not divide it (ViT-14)
+        size = (512, 512)
+        mean = getattr(self.data_preprocessor, 'mean', None)
+        channels = 3 if mean is None else mean.numel()
+        # in the parameters' dtype: a model converted with .double() takes double inputs
+        dtype = next(self.backbone.parameters()).dtype
+        inputs = torch.empty(1, channels, *size, device='meta', dtype=dtype)
+
+        def meta_state(module):
+            tensors = list(module.named_parameters())
+            tensors += list(module.named_buffers())
+            return {
+                name: torch.empty_like(t, device='meta') for name, t in tensors
+            }
+
+        with torch.no_grad():
+            feats = functional_call(
+                self.backbone, meta_state(self.backbone), (inputs,)
+            )
+            if self.neck is not None:
+                feats = functional_call(
+                    self.neck, meta_state(self.neck), (feats,)
+                )
+        return _stride(size, _finest_size(feats))
+
+    def _check_input_size(self, inputs: Tensor, feats) -> None:
+        """Raise, naming the input size the model needs, when the features do
+        not have the size the decoder is built for; record the stride."""
+        feature_size = self.decoder.fixed_feature_size()
+        if feature_size is None:
+            return
+        finest = _finest_size(feats)
+        stride = _stride(inputs.shape[-2:], finest)
+        if self._feature_stride is None:
+            self._feature_stride = stride
+        if finest == feature_size:
+            return
+        (h, w), (sy, sx) = feature_size, stride
+        key = f'model.decoder.{self.decoder.fixed_size_module}.feature_size'
+        raise ValueError(
+            f'{type(self.decoder).__name__} was built for {h}x{w} features '
+            f'({key}={feature_size}; its {self.decoder.fixed_size_module} '
+            'module accepts this size only) but got '
+            f'{finest[0]}x{finest[1]} features from '
+            f'{inputs.shape[-2]}x{inputs.shape[-1]} inputs (stride {sy}x{sx}): '
+            f'the input must be {h * sy}x{w * sx}. Set {key} to input size / '
+            f"stride, or make the dataset pipeline's crop/pad size (and the "
+            "data_preprocessor's size) give this input size."
+        )
+
     def decode(self, inputs: Tensor) -> Dict[str, Dict[str, Tensor]]:
         """Logits per stage and task, at the input size."""
         feats = self.extract_feat(inputs)
-        if self._jacobian_step_pending:
+        self._check_input_size(inputs, feats)
+        if self.jacobian_descent is not None:
             # JacobianOptimWrapper splits the backward pass here: the decoder once per
             # task (to these features), the backbone and neck once, batched over tasks
-            self._jacobian_features = feats
+            self.jacobian_descent.record_features(
+                feats, [self.backbone, self.neck]
+            )
         outputs = self.decoder(feats)
         size = inputs.shape[-2:]
         return {
@@ -237,7 +334,7 @@ class MultiTaskEncoderDecoder(BaseModel):
         if (
             self.jacobian_descent is not None
             and self.training
-            and not self._jacobian_step_pending
+            and not self.jacobian_descent.step_open
         ):
             raise TypeError(
                 'model.aggregator is set, so the optimiser wrapper must be '

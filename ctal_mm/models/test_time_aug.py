@@ -107,17 +107,18 @@ class MultiTaskTTAModel(BaseTTAModel):
         return self.merge_preds(list(zip(*per_view)))
 
     def _check_sizes(self, views) -> None:
-        from ctal_mm.apis.inference import affinity_feature_size
-
         shapes = {
             tuple(img.shape[-2:]) for view in views for img in view['inputs']
         }
-        feature_size = affinity_feature_size(self.module)
-        if len(shapes) > 1 and feature_size is not None:
+        if len(shapes) < 2:
+            return
+        fixed = self.module.fixed_input_size()
+        if fixed is not None:
             raise ValueError(
                 f'Multi-scale test-time augmentation: the views are {sorted(shapes)} '
-                f'but this model has a CTAL affinity built for {feature_size[0]}x'
-                f'{feature_size[1]} features, so it accepts one input size. Use '
+                f'but this model accepts one input size, {fixed[0]}x{fixed[1]} '
+                "(fixed_input_size(): CTAL's affinity is built for one feature "
+                'size). Use '
                 'flip-only TTA (one scale in tta_pipeline); multi-scale works for '
                 'models without a fixed size (HPS, PAD-Net, ...).'
             )

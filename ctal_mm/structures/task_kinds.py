@@ -28,9 +28,10 @@ How the pieces fit (the design):
   of torch and lives here as functions. What needs heavy or higher-level code is *named*, and
   the named thing is registered in its own layer, so this module imports nothing of ctal_mm and
   every layer can import it without a cycle: ``drawer`` names a drawer of
-  :func:`ctal_mm.visualization.register_task_drawer` (cv2, matplotlib), ``prediction_format``
-  a file format of :mod:`ctal_mm.apis.prediction_files` (cv2), ``default_loss`` is the config
-  of a registered loss.
+  :func:`ctal_mm.visualization.register_task_drawer` (cv2, matplotlib),
+  ``prediction_format`` a file format of
+  :mod:`ctal_mm.visualization.prediction_files` (cv2), ``default_loss`` is the
+  config of a registered loss.
 * Losses and metrics say which kinds they accept in their class attribute ``ACCEPTED_KINDS``;
   the config checks read it through the registries.
 
@@ -151,7 +152,7 @@ class TaskKind:
             ``channels`` is the task's head channels.
         drawer: the name of its drawer (``register_task_drawer``); None: the kind's name.
         prediction_format: the name of its file format in
-            :mod:`ctal_mm.apis.prediction_files`; None: tasks of this kind write no files.
+            :mod:`ctal_mm.visualization.prediction_files`; None: tasks of this kind write no files.
     """
 
     name: str
@@ -183,6 +184,8 @@ class TaskKind:
 
 # ----------------------------------------------------------------------- the registry
 
+# A plain table, not an mmengine Registry: it holds TaskKind instances (data),
+# which a Registry (classes and functions, built from type=) cannot.
 TASK_KINDS: Dict[str, TaskKind] = {}
 
 

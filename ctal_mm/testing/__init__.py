@@ -99,6 +99,11 @@ def base_model_config(
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'base_model.py')
         with open(path, 'w') as f:
-            f.write(f'_base_ = {bases!r}\n')
+            # what an experiment config joining the two writes (docs/add_new_task.md)
+            f.write(
+                f'_base_ = {bases!r}\n'
+                'model = dict(data_preprocessor=_base_.data_preprocessor, '
+                'tasks=_base_.model_tasks)\n'
+            )
         cfg = load_config(path)
     return Config(dict(model=cfg.model)).model

@@ -10,7 +10,9 @@ the pickle says; its remote schemes (``https://``, ``torchvision://``, ``open-mm
 that fetches the file as mmengine does (torch hub's cache for URLs, a temporary file for pavi,
 the file backend for s3/petrel) and then loads it with :func:`safe_torch_load`: exactly the
 types mmengine writes are allowed and the rest is refused with a message, so a foreign object
-in a checkpoint is never executed, wherever it came from.
+in a checkpoint is never executed, wherever it came from. Before that, the file's content
+hash (and a ``-<sha256 prefix>.pth`` name) is checked
+(:func:`ctal_mm.utils.checkpoint_integrity.verify_checkpoint`), so a damaged file is refused.
 """
 
 import io
@@ -27,6 +29,8 @@ import torch
 from mmengine.dist import get_dist_info
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .checkpoint_integrity import verify_checkpoint
 
 
 class UnsafeCheckpointError(RuntimeError):
@@ -59,7 +63,8 @@ def checkpoint_safe_globals() -> List[Callable]:
 
 
 def safe_torch_load(filename, map_location=None, source: Optional[str] = None):
-    """``torch.load`` with ``weights_only=True`` and mmengine's types allowed.
+    """``torch.load`` with ``weights_only=True`` and mmengine's types allowed, of a
+    checkpoint whose content hash has been verified first.
 
     Args:
         filename: a path or a file-like object.
@@ -68,10 +73,16 @@ def safe_torch_load(filename, map_location=None, source: Optional[str] = None):
 
     Raises:
         UnsafeCheckpointError: the file pickles another type; its code is not run.
+        CorruptCheckpointError: the file is truncated or its contents do not match the
+            content hash it was saved with.
     """
     name = repr(filename) if source is None else repr(source)
     if source is not None and isinstance(filename, str):
         name += f' (downloaded to {filename})'
+    if isinstance(filename, (str, os.PathLike)):
+        verify_checkpoint(os.fspath(filename), name)
+    elif isinstance(filename, io.BytesIO):
+        verify_checkpoint(filename.getbuffer(), name)
     try:
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
             return torch.load(

@@ -6,9 +6,14 @@ filtered (and nothing else): every ctal_mm process imports these modules anyway.
   ``print_log(..., level=DEBUG)`` has no logger, so it is a plain print), once per module and per
   process: twice for one process, four times under a 2-process torchrun. ctal_mm has no OneDL
   datasets.
-- mmcv-lite (``mmcv/cnn/bricks/transformer.py``) warns ``Fail to import
-  MultiScaleDeformableAttention`` because mmcv-lite has no compiled ops; that attention is used
-  by detection transformers, never by ctal_mm.
+- ``mmcv/cnn/bricks/transformer.py`` (the same code in mmcv 2.1.0 and onedl-mmcv 2.3.6) warns
+  about ``MultiScaleDeformableAttention`` as it is imported, whichever way the import of the
+  compiled op goes: without compiled ops (the default stack's pure-Python mmcv) a
+  ``UserWarning`` "Fail to import ..."; with them (mmcv 2.1.0 as ``STACK=openmmlab`` builds it) an
+  ``ImportWarning`` "... has been moved to ``mmcv.ops.multi_scale_deform_attn`` ...". That
+  attention serves detection transformers, never ctal_mm. Both are matched by category and by
+  the module that emits them, not by wording, so any mmcv build's variant is filtered, while
+  the import lasts only.
 - mmengine's ``CheckpointHook.before_train`` and ``save_checkpoint`` always build the
   deprecated ``FileClient`` (kept for ``file_client_args``, which ctal_mm never sets: it saves
   through ``backend_args``), which logs ``"FileClient" will be deprecated`` and
@@ -23,9 +28,10 @@ import sys
 import warnings
 
 ONEDL_LINE = 'Could not import OneDL'
-DEFORMABLE_ATTENTION_WARNING = (
-    r'Fail to import ``MultiScaleDeformableAttention``'
-)
+# the module whose import warns about MultiScaleDeformableAttention, and the categories of
+# its two warnings (ops missing / ops present); a regex matched against the whole module name
+TRANSFORMER_MODULE = r'mmcv\.cnn\.bricks\.transformer\Z'
+TRANSFORMER_IMPORT_WARNINGS = (UserWarning, ImportWarning)
 
 FILE_CLIENT_DEPRECATIONS = (
     '"FileClient" will be deprecated in future',
@@ -61,9 +67,8 @@ def import_dependencies_quietly() -> None:
             sys.stdout.write(''.join(kept))
     if 'mmcv.cnn.bricks.transformer' not in sys.modules:
         with warnings.catch_warnings():
-            warnings.filterwarnings(
-                'ignore',
-                message=DEFORMABLE_ATTENTION_WARNING,
-                category=UserWarning,
-            )
+            for category in TRANSFORMER_IMPORT_WARNINGS:
+                warnings.filterwarnings(
+                    'ignore', category=category, module=TRANSFORMER_MODULE
+                )
             import mmcv.cnn.bricks.transformer  # noqa: F401

@@ -69,6 +69,10 @@ class TaskDrawing:
 
 Drawer = Callable[[np.ndarray, Dict[str, np.ndarray], DrawStyle], TaskDrawing]
 
+# A plain table, not an mmengine Registry: a name here is a task kind's
+# ``drawer``, looked up
+# as is; nothing is built from a config's type=, so a Registry's scopes and
+# builders would go unused.
 TASK_DRAWERS: Dict[str, Drawer] = {}
 
 

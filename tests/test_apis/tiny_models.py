@@ -25,6 +25,7 @@ def tiny_config(model: str = 'ctal', implementation: str = 'plain') -> Config:
         saliency=dict(kind='saliency', channels=1),
         edge=dict(kind='edge', channels=1),
     )
+    cfg.tasks = TASKS
     cfg.model.tasks = tasks
     # HRNet-W18-small's layout with a quarter of its blocks and channels
     channels = (8, 16, 32, 64)

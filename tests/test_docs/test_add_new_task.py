@@ -95,9 +95,15 @@ def test_the_documented_kind_trains_predicts_and_scores(doc_kind, tmp_path):
         check_config(doc_cfg)
     problems = error.value.problems
     assert len(problems) == 2, problems  # the train and the val dataset
-    assert all("does not provide task 'intensity'" in p for p in problems), (
-        problems
-    )
+    assert all(
+        '.dataset: SyntheticScenesDataset: tasks=' in p
+        and "includes unknown ['intensity']" in p
+        for p in problems
+    ), problems
+    assert [p.split('.', 1)[0] for p in problems] == [
+        'train_dataloader',
+        'val_dataloader',
+    ]
     wrong = copy.deepcopy(doc_cfg)
     wrong.model.tasks.intensity.loss = dict(type='MaskedL1DepthLoss')
     wrong.model.tasks.intensity.channels = 3

@@ -34,7 +34,6 @@ class TwoTaskToy(BaseModel):
         self.jacobian_descent = JacobianDescent(
             aggregator, ['a', 'b'], ['backbone']
         )
-        self._jacobian_step_pending = False
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         z = self.backbone(inputs).float()  # float32 losses, as the real ones
@@ -158,7 +157,7 @@ def test_bad_aggregator_config_is_a_clear_error():
     with pytest.raises(TypeError, match='arguments are those'):
         build_aggregator(dict(type='MGDA', nonsense=1), 2)
     with pytest.raises(ValueError, match='no Gramian'):
-        JacobianDescent(dict(type='GradDrop'), ['a', 'b'], gramian=True)
+        JacobianDescent(dict(type='GradDrop', gramian=True), ['a', 'b'])
 
 
 def test_gramian_path_matches_the_jacobian_path():
@@ -167,7 +166,7 @@ def test_gramian_path_matches_the_jacobian_path():
         model = TwoTaskToy(dict(type='UPGrad'))
         if gramian:
             model.jacobian_descent = JacobianDescent(
-                dict(type='UPGrad'), ['a', 'b'], ['backbone'], gramian=True
+                dict(type='UPGrad', gramian=True), ['a', 'b'], ['backbone']
             )
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         wrapper = JacobianOptimWrapper(optimizer=optimizer)
@@ -218,13 +217,13 @@ class ThreeTaskToy(BaseModel):
             aggregator, list('abc'), shared
         )
         self.record = record
-        self._jacobian_step_pending = False
-        self._jacobian_features = None
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         z = self.neck(self.backbone(inputs))
-        if self.record and self._jacobian_step_pending:
-            self._jacobian_features = z
+        if self.record:
+            self.jacobian_descent.record_features(
+                z, [self.backbone, self.neck]
+            )
         return {
             'final.a.loss': self.heads['a'](z).pow(2).mean(),
             'final.b.loss': torch.sin(self.heads['b'](z)).mean(),
@@ -265,12 +264,10 @@ def test_feature_jacobian_aggregates_the_feature_gradients():
     # z = W x; dL_a/dz = u_a, dL_b/dz = u_b: MGDA combines them at z, and W gets
     # mgda(u_a, u_b) x^T (one backward pass through the backbone)
     model = TwoTaskToy(dict(type='MGDA', jacobian='features'))
-    model._jacobian_features = None
 
     def forward(inputs, data_samples=None, mode='tensor'):
         z = model.backbone(inputs)
-        if model._jacobian_step_pending:
-            model._jacobian_features = z
+        model.jacobian_descent.record_features(z, [model.backbone])
         return {
             'final.a.loss': (z @ model.heads['a']).mean(),
             'final.b.loss': (z @ model.heads['b']).mean(),
@@ -374,8 +371,10 @@ class MixingToy(ThreeTaskToy):
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         z = self.neck(self.backbone(inputs))
-        if self.record and self._jacobian_step_pending:
-            self._jacobian_features = z
+        if self.record:
+            self.jacobian_descent.record_features(
+                z, [self.backbone, self.neck]
+            )
         m = _OutBmm.apply(z, self.mix)
         return {
             'final.a.loss': self.heads['a'](m).pow(2).mean(),

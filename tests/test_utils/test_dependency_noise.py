@@ -1,6 +1,7 @@
 """Lines that say nothing about ctal_mm are not printed: mmseg's 'Could not import OneDL',
-mmcv-lite's MultiScaleDeformableAttention warning, the neck's conv-bias warning, mmengine's
-'prefix is not set' warning for our metrics, and checkpoints load 'by local backend'."""
+mmcv's MultiScaleDeformableAttention warning (either variant, on either stack), the neck's
+conv-bias warning, mmengine's 'prefix is not set' warning for our metrics, and checkpoints
+load 'by local backend'."""
 
 import logging
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import warnings
 
+import pytest
 import torch
 from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
@@ -22,13 +24,8 @@ from ctal_mm.evaluation.metrics import (
 from ctal_mm.models.necks.hrnet_fuse_neck import HRNetFuseNeck
 
 
-def test_importing_ctal_mm_prints_no_dependency_noise():
-    code = (
-        'import ctal_mm.apis, ctal_mm.models, ctal_mm.datasets\n'
-        'from ctal_mm.utils import register_all_modules\n'
-        'register_all_modules()\n'
-        'print("done")\n'
-    )
+def _python(code):
+    """Run ``code`` in a fresh interpreter that shows every warning (``-W always``)."""
     out = subprocess.run(
         [sys.executable, '-W', 'always', '-c', code],
         cwd=REPO,
@@ -43,10 +40,80 @@ def test_importing_ctal_mm_prints_no_dependency_noise():
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    printed = out.stdout + out.stderr
-    assert 'done' in out.stdout
+    return out.stdout + out.stderr
+
+
+def test_importing_ctal_mm_prints_no_dependency_noise():
+    # this stack as installed: its mmcv has compiled ops (STACK=openmmlab) or not (default)
+    printed = _python(
+        'import ctal_mm.apis, ctal_mm.models, ctal_mm.datasets\n'
+        'from ctal_mm.utils import register_all_modules\n'
+        'register_all_modules()\n'
+        'print("done")\n'
+    )
+    assert 'done' in printed
     assert 'OneDL' not in printed
     assert 'MultiScaleDeformableAttention' not in printed
+
+
+# mmcv's transformer module warns one way when mmcv.ops.multi_scale_deform_attn imports (mmcv
+# with compiled ops) and another when it does not (pure-Python mmcv). Each stack has one of
+# the two builds; entering the module into sys.modules (a stand-in, or None: "not importable")
+# before mmcv's transformer module is imported makes the same mmcv take the other branch.
+_OPS = {
+    'ops_present': (
+        'import types\n'
+        'op = types.ModuleType("mmcv.ops.multi_scale_deform_attn")\n'
+        'op.MultiScaleDeformableAttention = object\n'
+        'sys.modules[op.__name__] = op\n',
+        'ImportWarning',
+    ),
+    'ops_missing': (
+        # mmcv.ops itself stays real where it imports (mmseg imports it on the original
+        # stack); only the transformer module's later import of the op fails
+        'try:\n'
+        '    import mmcv.ops\n'
+        'except ImportError:\n'
+        '    pass\n'
+        'sys.modules["mmcv.ops.multi_scale_deform_attn"] = None\n',
+        'UserWarning',
+    ),
+}
+_RECORD_WARNINGS = (
+    'import sys, warnings\n'
+    'def show(message, category, filename, lineno, file=None, line=None):\n'
+    '    print("WARNING", category.__name__, filename, message)\n'
+    'warnings.showwarning = show\n'
+)
+
+
+@pytest.mark.parametrize('ops', sorted(_OPS))
+def test_both_deformable_attention_warnings_are_filtered(ops):
+    setup, category = _OPS[ops]
+    transformer = osp.join('mmcv', 'cnn', 'bricks', 'transformer.py')
+    # without ctal_mm the installed mmcv warns (so the filter below has work to do)
+    unfiltered = _python(
+        _RECORD_WARNINGS + setup + 'import mmcv.cnn.bricks.transformer\n'
+    )
+    shown = [
+        line
+        for line in unfiltered.splitlines()
+        if line.startswith('WARNING') and transformer in line
+    ]
+    assert len(shown) == 1 and shown[0].split()[1] == category, unfiltered
+    assert 'MultiScaleDeformableAttention' in shown[0]
+    # importing ctal_mm imports that module with its warning filtered
+    printed = _python(
+        _RECORD_WARNINGS
+        + setup
+        + 'import ctal_mm\n'
+        + 'assert "mmcv.cnn.bricks.transformer" in sys.modules\n'
+        # the filter lasted the import only: the module's later warnings are shown
+        + 'warnings.warn_explicit("later", UserWarning, "transformer.py", 1,'
+        + ' module="mmcv.cnn.bricks.transformer")\n'
+    )
+    assert 'MultiScaleDeformableAttention' not in printed, printed
+    assert 'WARNING UserWarning transformer.py later' in printed, printed
 
 
 def test_neck_keeps_its_bias_without_the_conv_bias_warning():

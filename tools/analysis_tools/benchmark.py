@@ -33,7 +33,7 @@ def benchmark_inferencer(cfg, args) -> dict:
     from ctal_mm.datasets.synthetic import render_scene
 
     model = init_model(cfg, args.checkpoint, args.device)
-    size = tuple(args.shape) if args.shape else model_input_size(cfg)
+    size = tuple(args.shape) if args.shape else model_input_size(model)
     if size is None:
         raise SystemExit('The config fixes no input size: pass --shape H W.')
     inferencer = MultiTaskInferencer(model, show_progress=False)

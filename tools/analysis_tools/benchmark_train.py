@@ -142,12 +142,12 @@ def run_variant(args, overrides):
     import torch
     from mmengine.optim import build_optim_wrapper
 
+    from ctal_mm.apis import model_input_size
     from ctal_mm.engine.config_loading import load_config
     from ctal_mm.engine.launch import enable_amp
     from ctal_mm.registry import MODELS
     from ctal_mm.testing import random_multitask_batch
     from ctal_mm.utils import register_all_modules
-    from ctal_mm.utils.input_size import config_input_size
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -164,10 +164,14 @@ def run_variant(args, overrides):
     cfg = load_config(args.config, options)
     if special.get('amp'):
         enable_amp(cfg)
-    size = config_input_size(cfg, args.shape)
-
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).to(device).train()
+    size = tuple(args.shape) if args.shape else model_input_size(model, cfg)
+    if size is None:
+        raise SystemExit(
+            f'{args.config}: the model accepts any input size and the config '
+            'fixes none; pass --shape H W.'
+        )
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     batch = random_multitask_batch(cfg.model.tasks, size, args.batch_size)
     loss_value, grad_norm = _loss_and_gradient_norm(

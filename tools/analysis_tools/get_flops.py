@@ -4,9 +4,9 @@ Counts with mmengine's ``FlopAnalyzer`` (a multiply-add counts as one FLOP,
 as MMSegmentation reports it) on one random image through the model's tensor
 mode, in total and per part: backbone, neck, and each part of the decoder
 (for CTAL: initial heads, the cross-task affinity module, final heads). The
-input size is ``--shape``, else the data preprocessor's pad size, else the
-size CTAL's affinity module is built for (its feature size times the
-backbone stride).
+input size is ``--shape``, else :func:`ctal_mm.apis.model_input_size` (the
+size CTAL's affinity module is built for, else the data preprocessor's pad
+size, else the test dataset's ``img_size``).
 """
 
 import argparse
@@ -16,10 +16,10 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.print_helper import complexity_stats_table
 
+from ctal_mm.apis import model_input_size
 from ctal_mm.engine.config_loading import add_cfg_options_argument, load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.input_size import config_input_size
 
 
 def parse_args(argv=None):
@@ -83,10 +83,13 @@ def main(argv=None):
     register_all_modules()
     cfg = load_config(args.config, args.cfg_options)
     model = MODELS.build(cfg.model).eval()
-    try:
-        height, width = config_input_size(cfg, args.shape)
-    except ValueError as err:
-        raise SystemExit(str(err)) from err
+    size = tuple(args.shape) if args.shape else model_input_size(model, cfg)
+    if size is None:
+        raise SystemExit(
+            f'{cfg.filename}: the model accepts any input size and the config '
+            'fixes none; pass --shape H W.'
+        )
+    height, width = size
     analyzer, flops, rows = count(model, height, width)
     params = sum(p.numel() for p in model.parameters())
     if args.show_table:

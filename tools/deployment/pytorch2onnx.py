@@ -131,7 +131,7 @@ def parse_args(argv=None):
 def main(argv=None) -> Optional[Dict[str, float]]:
     args = parse_args(argv)
     model = init_model(args.config, args.checkpoint, 'cpu', args.cfg_options)
-    size = tuple(args.shape) if args.shape else model_input_size(model.cfg)
+    size = tuple(args.shape) if args.shape else model_input_size(model)
     if size is None:
         sys.exit(
             f'{args.config} does not fix an input size; pass --shape H W.'

@@ -22,7 +22,12 @@ import sys
 
 import torch
 
+from ctal_mm.engine.checkpoint_files import write_checkpoint
 from ctal_mm.engine.config_loading import add_cfg_options_argument, load_config
+from ctal_mm.model_converters.official_files import (
+    OfficialFileError,
+    read_official_state_dict,
+)
 from ctal_mm.model_converters.reference_keys import (
     MODELS as REFERENCE_MODELS,
 )
@@ -32,8 +37,6 @@ from ctal_mm.model_converters.reference_keys import (
 )
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.checkpoint_files import atomic_write
-from ctal_mm.utils.compat import UnsafeCheckpointError, safe_torch_load
 
 # our decoder (or model) type -> the reference's model name
 REFERENCE_MODEL_OF = {
@@ -85,32 +88,10 @@ def reference_model_name(model_cfg) -> str:
 
 
 def read_state_dict(path: str, trust_pickle: bool) -> dict:
-    if not osp.isfile(path):
-        raise SystemExit(f'{path!r} does not exist.')
-    if trust_pickle:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
-    else:
-        try:
-            checkpoint = safe_torch_load(path, map_location='cpu')
-        except UnsafeCheckpointError as err:
-            raise SystemExit(f'{err}\nOr pass --trust-pickle.') from err
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint, dict) and isinstance(
-            checkpoint.get(key), dict
-        ):
-            checkpoint = checkpoint[key]
-            break
-    if not isinstance(checkpoint, dict) or not all(
-        torch.is_tensor(v) for v in checkpoint.values()
-    ):
-        raise SystemExit(
-            f'{path!r} holds no state dict (a dict of tensors, bare or under '
-            '"model" or "state_dict").'
-        )
-    return {
-        (k[len('module.') :] if k.startswith('module.') else k): v
-        for k, v in checkpoint.items()
-    }
+    try:
+        return read_official_state_dict(path, trust_pickle)
+    except OfficialFileError as err:
+        raise SystemExit(str(err)) from err
 
 
 def main(argv=None) -> int:
@@ -161,7 +142,7 @@ def main(argv=None) -> int:
     # through <dst>.tmp and a rename: an interrupted run leaves no half file
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    atomic_write(buffer.getvalue(), args.dst)
+    write_checkpoint(buffer.getvalue(), args.dst)
     print(
         f'{args.src} -> {args.dst}: {len(converted)} tensors of a '
         f'{reference_model} ({tree}) model, all loaded into {args.config}.'

@@ -34,10 +34,10 @@ from collections import OrderedDict
 
 import torch
 
+from ctal_mm.engine.checkpoint_files import write_checkpoint
 from ctal_mm.engine.config_loading import load_config
 from ctal_mm.registry import MODELS
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.checkpoint_files import atomic_write
 from ctal_mm.utils.compat import UnsafeCheckpointError, safe_torch_load
 from ctal_mm.utils.model_weights import (
     CheckpointMismatchError,
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     # through <dst>.tmp and a rename: an interrupted run leaves no half file
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    atomic_write(buffer.getvalue(), args.dst)
+    write_checkpoint(buffer.getvalue(), args.dst)
     extra = f' ({"; ".join(notes)})' if notes else ''
     print(
         f'{args.src}: {what} -> {args.dst}: {len(converted)} backbone '

@@ -23,8 +23,8 @@ import sys
 
 import torch
 
+from ctal_mm.engine.checkpoint_files import write_checkpoint
 from ctal_mm.model_converters.reference_keys import convert_torchvision_swin_v2
-from ctal_mm.utils.checkpoint_files import atomic_write
 from ctal_mm.utils.compat import UnsafeCheckpointError, safe_torch_load
 
 
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     # through <dst>.tmp and a rename: an interrupted run leaves no half file
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    atomic_write(buffer.getvalue(), args.dst)
+    write_checkpoint(buffer.getvalue(), args.dst)
     print(f'{args.src} -> {args.dst}: {len(converted)} backbone tensors.')
     return 0
 

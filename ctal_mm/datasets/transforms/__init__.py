@@ -6,6 +6,13 @@ from .geometric import (
     MultiTaskRandomResize,
     MultiTaskResize,
 )
+from .inference_loading import (
+    RESIZE_MODES,
+    LoadInferenceImage,
+    ResizeToInputSize,
+    UnreadableImageError,
+    inference_pipeline,
+)
 from .labels import MultiTaskIgnoreEmptyLabels
 from .loading import (
     GT_DECODERS,
@@ -30,4 +37,9 @@ __all__ = [
     'MultiTaskIgnoreEmptyLabels',
     'MultiTaskPhotoMetricDistortion',
     'PackMultiTaskInputs',
+    'RESIZE_MODES',
+    'LoadInferenceImage',
+    'ResizeToInputSize',
+    'UnreadableImageError',
+    'inference_pipeline',
 ]

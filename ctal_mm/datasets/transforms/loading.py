@@ -25,6 +25,10 @@ from ..file_io import (
     read_pil,
 )
 
+# A plain table, not an mmengine Registry: a name here is a ground-truth
+# file's decoder name (LoadMultiTaskAnnotations), looked up
+# as is; nothing is built from a config's type=, so a Registry's scopes and
+# builders would go unused.
 GT_DECODERS: Dict[str, Callable[..., np.ndarray]] = {}
 
 

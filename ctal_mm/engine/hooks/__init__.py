@@ -9,6 +9,7 @@ from .non_finite_loss_hook import (  # noqa: F401
     NonFiniteLossError,
     NonFiniteLossHook,
 )
+from .prediction_files_hook import PredictionFilesHook  # noqa: F401
 from .preemption_hook import PreemptionHook  # noqa: F401
 from .skipped_sample_hook import SkippedSampleHook  # noqa: F401
 from .visualization_hook import MultiTaskVisualizationHook  # noqa: F401

@@ -6,13 +6,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 from mmengine.model import is_model_wrapper
 
-from ctal_mm.engine.hooks.non_finite_loss_hook import (
-    named_list,
-    non_finite_names,
-    tensors_in,
-)
-from ctal_mm.registry import HOOKS
-from ctal_mm.utils.checkpoint_files import (
+from ctal_mm.engine.checkpoint_files import (
     ATOMIC_BACKEND,
     POINTER,
     atomic_write,
@@ -20,13 +14,19 @@ from ctal_mm.utils.checkpoint_files import (
     is_complete_checkpoint,
     remove_incomplete_files,
 )
-from ctal_mm.utils.dependency_noise import drop_file_client_deprecation
-from ctal_mm.utils.model_weights import check_checkpoint_fits
-from ctal_mm.utils.work_dir_lock import (
+from ctal_mm.engine.hooks.non_finite_loss_hook import (
+    named_list,
+    non_finite_names,
+    tensors_in,
+)
+from ctal_mm.engine.work_dir_lock import (
     holds_work_dir_lock,
     lock_config,
     lock_work_dir,
 )
+from ctal_mm.registry import HOOKS
+from ctal_mm.utils.dependency_noise import drop_file_client_deprecation
+from ctal_mm.utils.model_weights import check_checkpoint_fits
 
 
 class NonFiniteCheckpointError(FloatingPointError):
@@ -44,7 +44,7 @@ class CheckpointHook(MMEngineCheckpointHook):
     * Local checkpoints (and ``work_dir/last_checkpoint``) are written to ``<file>.tmp`` and
       renamed into place, so a file is complete or absent; ``*.tmp`` leftovers of a killed
       save are removed at the next start, under the work dir's lock
-      (:mod:`ctal_mm.utils.work_dir_lock`; taken here unless tools/train.py holds it).
+      (:mod:`ctal_mm.engine.work_dir_lock`; taken here unless tools/train.py holds it).
     * With ``max_keep_ckpts``, the oldest checkpoint is deleted after the new one is complete
       (mmengine deletes it first: a kill in between left nothing to resume from).
     * ``resume=True`` without a path (``tools/train.py --resume``) resumes from the newest

@@ -123,8 +123,8 @@ class MultiTaskVisualizationHook(Hook):
         self,
         runner,
         batch_idx: int,
-        data_batch: dict,
-        outputs: Sequence[MultiTaskDataSample],
+        data_batch: Optional[dict] = None,
+        outputs: Sequence[MultiTaskDataSample] = (),
     ) -> None:
         if not self.draw or not is_main_process():
             return

@@ -1,6 +1,7 @@
 from .base import BaseMultiTaskDecoder, TwoStageDecoder, task_channels
 from .ctal import CrossTaskAffinityModule, CTALDecoder
 from .hps import HPSDecoder
+from .invpt import InvPTDecoder
 from .mctal import MultiScaleCTALDecoder
 from .mtinet import MTINetDecoder
 from .padnet import PADNetDecoder
@@ -13,6 +14,7 @@ __all__ = [
     'CrossTaskAffinityModule',
     'CTALDecoder',
     'HPSDecoder',
+    'InvPTDecoder',
     'MTINetDecoder',
     'MultiScaleCTALDecoder',
     'PADNetDecoder',

@@ -2,7 +2,7 @@
 the two-stage structure of CTAL, PAD-Net and PAP-Net."""
 
 from collections import OrderedDict
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmengine.model import BaseModule
@@ -62,10 +62,23 @@ class BaseMultiTaskDecoder(BaseModule):
     ``dict(initial={...}, final={...})``; the model supervises every stage it gets.
     """
 
+    #: the attribute holding a module built for one ``feature_size`` (CTAL's
+    #: ``'affinity'``), which fixes the model's input size; None: any size
+    fixed_size_module: Optional[str] = None
+
     def __init__(self, tasks: Mapping[str, Mapping], init_cfg=None):
         super().__init__(init_cfg)
         self.task_channels = task_channels(tasks, type(self).__name__)
         self.task_names = list(self.task_channels)
+
+    def fixed_feature_size(self) -> Optional[Tuple[int, int]]:
+        """(h, w) of the finest input map this decoder accepts, or None if it
+        accepts any (config key ``decoder.<fixed_size_module>.feature_size``).
+        """
+        if self.fixed_size_module is None:
+            return None
+        module = getattr(self, self.fixed_size_module)
+        return tuple(int(s) for s in module.feature_size)
 
     def build_per_task(self, cfg: dict, **kwargs) -> nn.ModuleDict:
         """One module per task from ``cfg``, with ``out_channels`` set to the task's."""

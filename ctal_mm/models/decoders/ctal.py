@@ -106,16 +106,16 @@ class CrossTaskAffinityModule(BaseModule):
         )
 
     def check_size(self, x: Tensor) -> None:
+        # the model checks its inputs first (MultiTaskEncoderDecoder.decode),
+        # naming the input size; this guards the module used on its own
         h, w = x.shape[-2:]
         if (h, w) != self.feature_size:
             H, W = self.feature_size
             raise ValueError(
-                f'CTAL was built for {H}x{W} features (N={self.num_positions} positions: its '
-                f'fusion conv has one kernel per position) but got {h}x{w}. With the HRNet model '
-                f'(stride 4) the input must be {H * 4}x{W * 4}; with Swin (stride 32) '
-                f'{H * 32}x{W * 32}. Set model.decoder.affinity.feature_size to input '
-                "size / stride, or make the dataset pipeline's crop/pad size (and the "
-                "data_preprocessor's size) give this input size."
+                f'CTAL was built for {H}x{W} features (N={self.num_positions} '
+                'positions: its fusion conv has one kernel per position) but '
+                f'got {h}x{w}. Set feature_size to the features it is given, '
+                'or give it features of this size.'
             )
 
     def attend(self, features: Tensor, values: Tensor) -> Tensor:
@@ -181,6 +181,8 @@ class CTALDecoder(TwoStageDecoder):
             and of the affinity module's upsampling, and recompute them in
             backward (same results, less memory, a little more time).
     """
+
+    fixed_size_module = 'affinity'
 
     def __init__(
         self,

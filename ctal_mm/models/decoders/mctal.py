@@ -48,6 +48,8 @@ class MultiScaleCTALDecoder(BaseMultiTaskDecoder):
         init_cfg (dict, optional): Initialisation config.
     """
 
+    fixed_size_module = 'affinity'
+
     def __init__(
         self,
         tasks: Mapping[str, Mapping],

@@ -10,7 +10,18 @@ the model knows: the aggregator, which parameters are shared, and how its losses
 """
 
 import inspect
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import (
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
 
 import torch
 from torch import Tensor, nn
@@ -122,36 +133,50 @@ def group_task_losses(
     )
 
 
+class SharedFeatures(NamedTuple):
+    """What the model recorded in one training step: the shared features z and the
+    ids of the parameters of the modules that computed them."""
+
+    tensors: List[Tensor]
+    parameter_ids: Set[int]
+
+
 class JacobianDescent:
     """What a model with ``aggregator=`` tells the optimiser wrapper.
 
     Args:
-        aggregator: the ``model.aggregator`` config.
+        aggregator: the ``model.aggregator`` config: a torchjd aggregator (``type`` and
+            its arguments) and the options of the gradient computation below.
         tasks: the model's task names (the rows of the Jacobian, in order).
         shared_modules: names of the submodules whose parameters the tasks share
             (``model.get_submodule`` names, e.g. ``'backbone'``, ``'neck'``,
             ``'decoder.affinity'``). A default name the model lacks (no neck) is skipped.
-        gramian: compute only the Gramian of the Jacobian of the shared parameters with
-            torchjd's autogram engine, never the T x P Jacobian (aggregators with a
-            weighting form only; single process; see docs/mtl_methods.md).
-        jacobian: ``'parameters'`` (default, exact): the aggregator combines the rows of
-            the Jacobian of the shared parameters. ``'features'``: the representation-level
-            variant (MGDA-UB style, not exact): it combines the rows of the Jacobian of the
-            shared features (the output of ``feature_modules``) and of the shared
-            parameters after them, and the combined feature gradient goes back through the
-            feature modules in one backward pass. Single process.
-        parallel_chunk_size: how many of the T vector-Jacobian products through the
-            feature modules one batched (``torch.vmap``) backward pass computes: 1
-            (default) a plain loop, None all T at once, or a positive int. Batching was
-            slower on 2 CPU cores (configs/mtl_methods/README.md); it may pay on a GPU.
-        feature_modules: the modules that compute the shared features, in order (the
-            model records their output as ``_jacobian_features``, see
-            :class:`~ctal_mm.engine.optimizers.JacobianOptimWrapper`); a name the model
-            lacks is skipped.
+
+    The options read from ``model.aggregator`` (and not handed to the aggregator):
+
+    * ``gramian`` (False): compute only the Gramian of the Jacobian of the shared
+      parameters with torchjd's autogram engine, never the T x P Jacobian
+      (aggregators with a weighting form only; single process; see docs/mtl_methods.md).
+    * ``jacobian`` (``'parameters'``, exact): the aggregator combines the rows of the
+      Jacobian of the shared parameters. ``'features'``: the representation-level
+      variant (MGDA-UB style, not exact): it combines the rows of the Jacobian of the
+      shared features (those the model records, see below) and of the shared parameters
+      after them, and the combined feature gradient goes back through the feature
+      modules in one backward pass. Single process.
+    * ``parallel_chunk_size`` (1): how many of the T vector-Jacobian products through
+      the feature modules one batched (``torch.vmap``) backward pass computes: 1 a plain
+      loop, None all T at once, or a positive int. Batching was slower on 2 CPU cores
+      (configs/mtl_methods/README.md); it may pay on a GPU.
+
+    The exchange with :class:`~ctal_mm.engine.optimizers.JacobianOptimWrapper` in a
+    training step: the wrapper calls :meth:`begin_step` before the model's forward; the
+    model may call :meth:`record_features` during it, with its shared features and the
+    modules that computed them (which lets the wrapper split the backward pass there);
+    the wrapper takes them with :meth:`end_step` when it computes the gradients.
+    :attr:`step_open` tells the model that the wrapper is the one training it.
     """
 
     DEFAULT_SHARED = ('backbone', 'neck')
-    FEATURE_MODULES = ('backbone', 'neck')
     JACOBIANS = ('parameters', 'features')
 
     def __init__(
@@ -159,19 +184,12 @@ class JacobianDescent:
         aggregator: Mapping,
         tasks: Sequence[str],
         shared_modules: Optional[Sequence[str]] = None,
-        gramian: bool = False,
-        jacobian: str = 'parameters',
-        parallel_chunk_size: Optional[int] = 1,
-        feature_modules: Sequence[str] = FEATURE_MODULES,
     ):
         self.tasks = list(tasks)
         aggregator = dict(aggregator)
-        # the path options may also be given inside model.aggregator
-        gramian = aggregator.pop('gramian', gramian)
-        jacobian = aggregator.pop('jacobian', jacobian)
-        parallel_chunk_size = aggregator.pop(
-            'parallel_chunk_size', parallel_chunk_size
-        )
+        gramian = aggregator.pop('gramian', False)
+        jacobian = aggregator.pop('jacobian', 'parameters')
+        parallel_chunk_size = aggregator.pop('parallel_chunk_size', 1)
         if jacobian not in self.JACOBIANS:
             raise ValueError(
                 f'model.aggregator.jacobian must be one of {self.JACOBIANS}, '
@@ -191,7 +209,6 @@ class JacobianDescent:
             )
         self.jacobian = jacobian
         self.parallel_chunk_size = parallel_chunk_size
-        self.feature_modules = tuple(feature_modules)
         self.aggregator = build_aggregator(aggregator, len(self.tasks))
         self.explicit_shared = shared_modules is not None
         self.shared_modules = tuple(
@@ -210,6 +227,8 @@ class JacobianDescent:
                 f'Gramian-based ones: {gramian_based}.'
             )
         self._engine = None
+        self.step_open = False
+        self._features: Optional[SharedFeatures] = None
 
     @property
     def weighting(self):
@@ -261,18 +280,6 @@ class JacobianDescent:
             )
         return shared, other
 
-    def feature_parameter_ids(self, model: nn.Module) -> set:
-        """ids of the parameters of the modules that compute the shared features."""
-        ids = set()
-        for name in self.feature_modules:
-            try:
-                module = model.get_submodule(name)
-            except AttributeError:
-                continue
-            if module is not None:
-                ids.update(id(p) for p in module.parameters())
-        return ids
-
     def gramian_engine(self, model: nn.Module):
         """torchjd's autogram engine over the shared modules (built once)."""
         if self._engine is None:
@@ -282,3 +289,45 @@ class JacobianDescent:
                 *self.shared_module_list(model), batch_dim=None
             )
         return self._engine
+
+    # ------------------------------------------------------------ a step
+    def begin_step(self) -> None:
+        """The wrapper, before the model's training forward."""
+        self.step_open = True
+        self._features = None
+
+    def record_features(
+        self,
+        features: Union[Tensor, Sequence[Tensor]],
+        modules: Iterable[Optional[nn.Module]],
+    ) -> None:
+        """The model, during a training forward: its shared features (a tensor or a
+        sequence of them) and the modules that computed them from the input (None
+        entries are skipped). Outside a step (evaluation, a plain optimiser wrapper)
+        nothing is recorded."""
+        if not self.step_open:
+            return
+        tensors = [features] if torch.is_tensor(features) else list(features)
+        if not tensors or not all(t.requires_grad for t in tensors):
+            raise RuntimeError(
+                'jacobian_descent.record_features: the shared features must be '
+                'tensors that require grad (got '
+                f'{[tuple(t.shape) for t in tensors]}, requires_grad '
+                f'{[t.requires_grad for t in tensors]}).'
+            )
+        self._features = SharedFeatures(
+            tensors,
+            {
+                id(p)
+                for module in modules
+                if module is not None
+                for p in module.parameters()
+            },
+        )
+
+    def end_step(self) -> Optional[SharedFeatures]:
+        """The wrapper, when it computes the gradients: the recorded features (None
+        when the model recorded none); closes the step."""
+        features, self._features = self._features, None
+        self.step_open = False
+        return features

@@ -20,7 +20,7 @@ from reliability_helpers import (
     write_config,
 )
 
-from ctal_mm.utils.checkpoint_files import is_complete_checkpoint
+from ctal_mm.engine.checkpoint_files import is_complete_checkpoint
 
 KILLED = -signal.SIGKILL
 

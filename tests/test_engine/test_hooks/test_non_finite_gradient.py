@@ -12,6 +12,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from reliability_helpers import state_dict, write_config
 
+from ctal_mm.engine.checkpoint_files import is_complete_checkpoint
 from ctal_mm.engine.config_loading import load_config
 from ctal_mm.engine.hooks import (
     NonFiniteCheckpointError,
@@ -21,7 +22,6 @@ from ctal_mm.engine.hooks.non_finite_loss_hook import SKIPPED_INFO
 from ctal_mm.evaluation import DepthMetric, NormalsMetric
 from ctal_mm.structures import MultiTaskDataSample
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.checkpoint_files import is_complete_checkpoint
 
 BAD_ITER = 1  # the last iteration of epoch 1 (2 iterations an epoch)
 PARAM = 'decoder.final_heads.depth'  # a layer only the depth task has

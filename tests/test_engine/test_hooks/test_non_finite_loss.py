@@ -7,11 +7,11 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from reliability_helpers import write_config
 
+from ctal_mm.engine.checkpoint_files import is_complete_checkpoint
 from ctal_mm.engine.config_loading import load_config
 from ctal_mm.engine.hooks import NonFiniteLossError, NonFiniteLossHook
 from ctal_mm.engine.hooks.non_finite_loss_hook import SKIPPED_INFO
 from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.checkpoint_files import is_complete_checkpoint
 
 BAD_ITER = 2  # the first iteration of epoch 2 (2 iterations an epoch)
 

@@ -13,15 +13,15 @@ import pytest
 from mmengine.runner import Runner
 from reliability_helpers import env, train, write_config
 
+from ctal_mm.engine.checkpoint_files import is_complete_checkpoint
 from ctal_mm.engine.config_loading import load_config
-from ctal_mm.utils import register_all_modules
-from ctal_mm.utils.checkpoint_files import is_complete_checkpoint
-from ctal_mm.utils.work_dir_lock import (
+from ctal_mm.engine.work_dir_lock import (
     LOCK_NAME,
     WorkDirLock,
     WorkDirLockedError,
     holds_work_dir_lock,
 )
+from ctal_mm.utils import register_all_modules
 
 
 def _write_lock(work_dir, host, pid, age=0.0, **extra):

@@ -6,6 +6,8 @@ file that was removed to make room for it. Here every file is written to ``<path
 to disk, then renamed over ``<path>`` (``os.replace`` is atomic on POSIX and Windows), so
 ``<path>`` holds the old content or the new, never a part. :class:`AtomicLocalBackend` is
 mmengine's local file backend with that write; ctal_mm's CheckpointHook saves through it.
+Every checkpoint written here carries its content hash
+(:mod:`ctal_mm.utils.checkpoint_integrity`), checked whenever it is loaded.
 """
 
 import errno
@@ -18,6 +20,13 @@ from zipfile import BadZipFile, ZipFile
 
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import print_log
+
+from ctal_mm.utils.checkpoint_integrity import (
+    ZIP_MAGIC,
+    CorruptCheckpointError,
+    add_content_hash,
+    verify_checkpoint,
+)
 
 TMP_SUFFIX = '.tmp'
 POINTER = 'last_checkpoint'  # mmengine's name for the file naming the latest checkpoint
@@ -66,21 +75,28 @@ def _disk_full(path: str, needed: int, error: OSError) -> DiskFullError:
     )
 
 
-def atomic_write(data: bytes, path: Union[str, os.PathLike]) -> None:
+def atomic_write(
+    data: bytes, path: Union[str, os.PathLike], content_hash: bool = False
+) -> None:
     """Write ``data`` to ``path`` through ``<path>.tmp`` and a rename.
 
     A reader (or a resumed run) sees either the previous file or the complete new one; a
     process killed mid-write leaves only ``<path>.tmp`` behind. A write that fails (a full
     disk, a quota) removes ``<path>.tmp`` at once; for lack of space it raises
     :class:`DiskFullError` naming the file and the space it needs.
+
+    ``content_hash``: ``data`` is a ``torch.save`` zip archive; the content hash record
+    is appended before the file is flushed (see :func:`write_checkpoint`).
     """
     path = os.fspath(path)
     folder = osp.dirname(path) or '.'
     os.makedirs(folder, exist_ok=True)
     tmp = path + TMP_SUFFIX
     try:
-        with open(tmp, 'wb') as f:
+        with open(tmp, 'w+b') as f:
             f.write(data)
+            if content_hash:
+                add_content_hash(f, data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -99,8 +115,21 @@ def atomic_write(data: bytes, path: Union[str, os.PathLike]) -> None:
     _fsync_dir(folder)
 
 
+def write_checkpoint(data: bytes, path: Union[str, os.PathLike]) -> None:
+    """Write the ``torch.save`` output ``data`` to ``path`` atomically, with its content
+    hash (what every checkpoint ctal_mm writes carries; checked on every load)."""
+    if not data.startswith(ZIP_MAGIC):
+        raise ValueError(
+            f'{path}: not a torch zip checkpoint (torch.save with '
+            '_use_new_zipfile_serialization=False?); only zip archives carry a '
+            'content hash.'
+        )
+    atomic_write(data, path, content_hash=True)
+
+
 class AtomicLocalBackend(LocalBackend):
-    """mmengine's LocalBackend whose ``put`` / ``put_text`` write atomically (see module doc).
+    """mmengine's LocalBackend whose ``put`` / ``put_text`` write atomically (see module doc);
+    ``put`` of a ``torch.save`` archive to a ``.pth`` file adds its content hash.
 
     Registered as mmengine file backend ``'ctal_mm_atomic_local'``: pass
     ``backend_args=dict(backend='ctal_mm_atomic_local')`` to anything that writes through
@@ -108,7 +137,13 @@ class AtomicLocalBackend(LocalBackend):
     """
 
     def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
-        atomic_write(obj, filepath)
+        # mmengine's save_checkpoint hands over torch.save's bytes
+        atomic_write(
+            obj,
+            filepath,
+            content_hash=os.fspath(filepath).endswith('.pth')
+            and obj.startswith(ZIP_MAGIC),
+        )
 
     def put_text(
         self,
@@ -150,10 +185,12 @@ def find_resumable_checkpoint(
     Looks at the file ``work_dir/last_checkpoint`` names and at the ``epoch_<n>.pth`` /
     ``iter_<n>.pth`` files beside it; takes the complete one with the highest step (a run
     killed between writing a checkpoint and updating the pointer loses nothing), or the
-    pointer's file when its name carries no step.
+    pointer's file when its name carries no step. A file whose content hash does not match
+    is passed over for the next newest.
 
     Returns:
-        ``(path or None, notes)``: ``notes`` say which files were skipped (missing, truncated).
+        ``(path or None, notes)``: ``notes`` say which files were skipped (missing, truncated,
+            damaged).
     """
     notes = []
     named = None
@@ -183,16 +220,31 @@ def find_resumable_checkpoint(
             notes.append(f'{path} (named by {pointer}) does not exist')
     if not complete:
         return None, notes
-    stepped = [p for p in complete if _step(p) is not None]
+    stepped = sorted(
+        (p for p in complete if _step(p) is not None), key=_step, reverse=True
+    )
     if named in complete and _step(named) is None:
-        return named, notes
-    best = max(stepped, key=_step) if stepped else complete[-1]
-    if named is not None and best != named:
-        notes.append(
-            f'{best} is newer than {named}, which {pointer} names '
-            '(interrupted before the pointer was updated?)'
-        )
-    return best, notes
+        order = [named] + stepped
+    else:
+        order = stepped or complete[-1:]
+    for path in order:
+        try:
+            verify_checkpoint(path)
+        except CorruptCheckpointError as error:
+            notes.append(f'{path} skipped: {error}')
+            continue
+        named_step = _step(named) if named is not None else None
+        if (
+            path != named
+            and named is not None
+            and (named_step is None or named_step < (_step(path) or 0))
+        ):
+            notes.append(
+                f'{path} is newer than {named}, which {pointer} names '
+                '(interrupted before the pointer was updated?)'
+            )
+        return path, notes
+    return None, notes
 
 
 def remove_incomplete_files(folder: str) -> List[str]:

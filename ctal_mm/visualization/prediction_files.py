@@ -26,9 +26,7 @@ from typing import Callable, Dict, List, Mapping, Optional
 
 import cv2
 import numpy as np
-from mmengine.hooks import Hook
 
-from ctal_mm.registry import HOOKS
 from ctal_mm.structures import (
     MultiTaskDataSample,
     class_palette,
@@ -37,7 +35,8 @@ from ctal_mm.structures import (
     task_kinds_of,
 )
 from ctal_mm.utils.misc import to_numpy
-from ctal_mm.visualization.task_drawers import (
+
+from .task_drawers import (
     DrawStyle,
     complete_palette,
     draw_depth,
@@ -71,6 +70,10 @@ def task_palette(
 # (pred C x H x W numpy, base path without extension, task, dataset_meta, num_classes of
 # the task or None, colormap) -> the files written
 PredictionWriter = Callable[..., List[str]]
+# A plain table, not an mmengine Registry: a name here is a task kind's
+# ``prediction_format``, looked up
+# as is; nothing is built from a config's type=, so a Registry's scopes and
+# builders would go unused.
 PREDICTION_WRITERS: Dict[str, PredictionWriter] = {}
 
 
@@ -214,48 +217,3 @@ def read_prediction_file(
     if labels:
         return image.astype(np.int64)[None]
     return (image.astype(np.float32) / 255.0)[None]
-
-
-def sample_stem(sample: MultiTaskDataSample) -> str:
-    """A test sample's name in file names: its image's name, else its dataset index."""
-    path = sample.metainfo.get('img_path')
-    if path:
-        return osp.splitext(osp.basename(path))[0]
-    return f'{int(sample.metainfo.get("sample_idx", 0)):06d}'
-
-
-@HOOKS.register_module()
-class PredictionFilesHook(Hook):
-    """Write every test prediction's files (``tools/test.py --out DIR``).
-
-    Each rank writes the files of the samples it predicts, so a distributed test writes each
-    image once. Names as in :func:`write_prediction_files`, the stem from
-    :func:`sample_stem`.
-
-    Args:
-        out_dir: the directory.
-    """
-
-    def __init__(self, out_dir: str):
-        self.out_dir = out_dir
-
-    def after_test_iter(
-        self, runner, batch_idx, data_batch=None, outputs=None
-    ):
-        model = (
-            runner.model.module
-            if hasattr(runner.model, 'module')
-            else runner.model
-        )
-        while hasattr(model, 'module'):
-            model = model.module
-        num_classes = {
-            task: spec['channels']
-            for task, spec in getattr(model, 'tasks', {}).items()
-            if task_kind(spec['kind']).has_classes
-        }
-        meta = runner.test_dataloader.dataset.metainfo
-        for sample in outputs or []:
-            write_prediction_files(
-                sample, self.out_dir, sample_stem(sample), meta, num_classes
-            )

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from ctal_mm.datasets.transforms.geometric import MultiTaskPad, apply_resize
 from ctal_mm.registry import TRANSFORMS
+
+from .geometric import MultiTaskPad, apply_resize
 
 RESIZE_MODES = ('resize', 'keep_ratio_pad')
 

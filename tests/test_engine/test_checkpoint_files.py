@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.fileio import get_file_backend
 
-from ctal_mm.utils.checkpoint_files import (
+from ctal_mm.engine.checkpoint_files import (
     ATOMIC_BACKEND,
     atomic_write,
     find_resumable_checkpoint,

@@ -8,7 +8,7 @@ import os
 import pytest
 from reliability_helpers import train, write_config
 
-from ctal_mm.utils.checkpoint_files import (
+from ctal_mm.engine.checkpoint_files import (
     DiskFullError,
     atomic_write,
     is_complete_checkpoint,
