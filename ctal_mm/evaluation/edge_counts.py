@@ -3,11 +3,12 @@
 For each threshold t the prediction ``pred >= t`` is thinned (the two-subiteration thinning of
 Guo and Hall that the BSDS benchmark and pyEdgeEval use, ``bwmorph(..., 'thin', inf)``) and its
 pixels are matched one-to-one to the ground-truth edge pixels lying within ``max_dist`` x the
-image diagonal. The benchmark solves that matching as a min-cost assignment (CSA) whose
-outlier edges are drawn at random; its cardinality, the only thing the counts use, is the
-maximum matching's up to that randomness. Here the maximum matching is computed exactly
-(Hopcroft-Karp) on the graph of the pixels that have a partner in reach, so the counts are
-deterministic.
+image diagonal. The benchmark solves that matching as a min-cost assignment (CSA) on a graph
+with randomly drawn outlier edges, which can leave a few pairs unmatched, different ones on
+each run. ``matching='bsds'`` (the default) draws that graph the same way, from a seed (so
+the counts are deterministic), and solves the assignment exactly, starting from the maximum
+matching (Hopcroft-Karp) of the pixels that have a partner in reach; ``'maximum'`` keeps
+that exact maximum matching, an upper bound of the benchmark's counts.
 
 Where pyEdgeEval's time went (one core, 512 x 512, 99 thresholds, NMS; see docs/benchmarks.md):
 the CSA assignment, about 0.1 s per threshold with ~1,500 predicted and ~3,000 true edge pixels

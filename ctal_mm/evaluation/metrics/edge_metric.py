@@ -41,6 +41,8 @@ class EdgeMetric(BaseTaskMetric):
     to pyEdgeEval's ``calculate_metrics`` on the same counts. ``matching='bsds'`` draws the
     benchmark's random sparse outlier graph (fixed seed) and solves its assignment;
     ``'maximum'`` (an upper bound, not in shipped configs) the exact maximum matching.
+    On four map families the means of ODS / OIS / AP over 30 seeds were within 0.04 of those
+    of 30 pyEdgeEval reruns, whose own runs spread by up to 0.9 (docs/benchmarks.md).
     ``bce_loss`` is the plain balanced
     binary cross-entropy of the predicted probabilities (positive weight 0.95) over labelled
     pixels: the value the training loss would give. It is not the transformer reference's
