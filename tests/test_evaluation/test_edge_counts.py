@@ -283,9 +283,17 @@ def test_scores_follow_the_distribution_of_pyedgeeval_reruns(family):
     for key in ('odsF', 'oisF', 'AP'):
         a = np.array([r[key] for r in ours])
         b = np.array([r[key] for r in ref])
-        se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+        # the standard error from both sides' runs pooled: these scores take few values,
+        # and 8 runs of one side are all equal often enough (per-side errors failed 1.3%
+        # of resampled draws on 'wide'; pooled, none of 2,000 per family)
+        se = np.concatenate([a, b]).std(ddof=1) * np.sqrt(
+            1 / len(a) + 1 / len(b)
+        )
         tolerance = max(0.1 if key == 'AP' else 0.05, 4 * se)
         assert abs(a.mean() - b.mean()) <= tolerance, (key, a, b)
+    # at this size the exact maximum matching passes this comparison too (8 runs: its
+    # means 0.01-0.12 above pyEdgeEval's; 'bsds' over 30: -0.035 to +0.040): pyEdgeEval's
+    # own randomness is as large as their difference.
     # the exact maximum matching bounds the benchmark's counts at every threshold, so
     # its pooled (ODS) curve is never below any rerun's
     maximum, _ = bench.family_scores(family, 1, matching='maximum')
