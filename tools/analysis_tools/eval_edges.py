@@ -191,6 +191,7 @@ def pyedgeeval_scores(counts, thresholds):
     )
 
     samples = [dict(name=str(i), counts=c) for i, c in enumerate(counts)]
+    # (it draws its own progress bar over these counts: its writer is fixed at import)
     _, _, ref = calculate_metrics(
         lambda sample: sample['counts'],
         list(thresholds),
