@@ -14,7 +14,8 @@ curves of other runs' ``--out`` files beside it (``--plot-with A.json B.json``).
 ``--compare-pyedgeeval`` also scores the same maps with pyEdgeEval (its counts, its
 ``calculate_metrics``) and prints both sets of numbers and their differences; pyEdgeEval's
 matching draws random outlier edges, so rerunning it moves its numbers a little (see
-docs/benchmarks.md for how much), and it is about 40x slower.
+docs/benchmarks.md for how much), and it takes 28 to 38 times as long per image (measured
+ratios 0.0265 and 0.0363, docs/benchmarks.md).
 
     python tools/analysis_tools/eval_edges.py work_dirs/preds data/PASCAL_MT/edge \\
         --max-dist 0.0075 --nms --nproc 4
