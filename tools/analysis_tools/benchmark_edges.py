@@ -14,6 +14,9 @@ Sections (each prints one table; ``--json`` saves all numbers):
   the slowest rank, the ratio's range, and whether every run gave the same numbers.
 * ``memory``: peak resident memory of a fresh process streaming N = 50 and N = 400 images
   (256 x 256, 2 workers) through the metric; main process and its largest worker.
+* ``agreement``: the four map families of the tests (``map_families``), ours over
+  ``--family-runs`` seeds and pyEdgeEval over as many reruns: the distributions of ODS /
+  OIS / AP side by side, and how often pyEdgeEval misses the issue's yardstick itself.
 * ``protocol``: on ``--protocol-images`` scenes, how far ODS / OIS / AP with 15 and 33
   thresholds, and on fixed subsets of the split, move from the full protocol.
 
@@ -38,7 +41,16 @@ import numpy as np  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
 
 PASCAL_VAL_IMAGES = 5105
-SECTIONS = ('per_image', 'distributed', 'memory', 'protocol')
+SECTIONS = ('per_image', 'distributed', 'memory', 'protocol', 'agreement')
+FAMILIES = ('blurred', 'shifted', 'wide', 'noisy')
+# the families' protocol: small enough for many pyEdgeEval reruns, a radius of 4.3 px that
+# leaves the matching ambiguity to resolve
+FAMILY_SIZE, FAMILY_SEEDS, FAMILY_MAX_DIST, FAMILY_THRESHOLDS = (
+    96,
+    (0, 1),
+    0.03,
+    9,
+)
 
 
 def scene_edges(index, height, width):
@@ -62,6 +74,74 @@ def soft_prediction(gt, rng):
     soft = ndi.gaussian_filter(strength.astype(np.float64), 0.9) * 2
     soft += rng.uniform(0, 0.01, gt.shape) * (rng.random(gt.shape) < 0.05)
     return np.clip(soft, 0, 1)
+
+
+def map_families(size=FAMILY_SIZE, seed=0):
+    """One thin ground truth (as SEISM's are) and 8-bit soft maps of four kinds for it:
+    blurred truth + sparse noise, truth shifted (1, 2) px + blur + noise, wide soft
+    responses, mostly noise with a weak signal."""
+    from ctal_mm.datasets.synthetic import render_scene
+    from ctal_mm.evaluation.edge_counts import thin_edges
+
+    rng = np.random.default_rng(seed)
+    gt = thin_edges(render_scene(7, seed, size, size)['edge'])
+    sparse = (rng.random(gt.shape) < 0.02) * rng.uniform(0, 0.6, gt.shape)
+    shifted = np.roll(gt, (1, 2), (0, 1)) * 1.0
+    maps = dict(
+        blurred=ndi.gaussian_filter(gt * 1.0, 1.0) * 2.5 + sparse,
+        shifted=ndi.gaussian_filter(shifted, 1.0) * 2.5 + sparse,
+        wide=ndi.gaussian_filter(gt * 1.0, 3.0) * 6,
+        noisy=rng.random(gt.shape) * 0.6
+        + ndi.gaussian_filter(gt * 1.0, 1.0) * 0.8,
+    )
+    return gt, {
+        k: np.round(np.clip(v, 0, 1) * 255).astype(np.uint8)
+        for k, v in maps.items()
+    }
+
+
+def family_scores(family, runs, matching='bsds'):
+    """Scores of one family over the FAMILY_SEEDS images, ``runs`` times each way:
+    ours with seeds 0..runs-1 and pyEdgeEval rerun (it draws its outlier edges at random).
+    Returns (ours, pyEdgeEval): lists of edge_scores dicts."""
+    from pyEdgeEval.common.binary_label.evaluate_boundaries import (
+        evaluate_boundaries_threshold,
+    )
+
+    from ctal_mm.evaluation import edge_thresholds
+    from ctal_mm.evaluation.edge_counts import edge_counts, edge_scores
+
+    thresholds = edge_thresholds(FAMILY_THRESHOLDS)
+    images = [map_families(FAMILY_SIZE, s) for s in FAMILY_SEEDS]
+    ours, ref = [], []
+    for run in range(runs):
+        counts = [
+            edge_counts(
+                maps[family],
+                gt,
+                thresholds,
+                FAMILY_MAX_DIST,
+                nms=True,
+                matching=matching,
+                seed=run,
+            )
+            for gt, maps in images
+        ]
+        ours.append(edge_scores(counts, thresholds))
+        counts = [
+            np.array(
+                evaluate_boundaries_threshold(
+                    thresholds,
+                    maps[family] / 255.0,
+                    gt,
+                    max_dist=FAMILY_MAX_DIST,
+                    apply_nms=True,
+                )
+            )
+            for gt, maps in images
+        ]
+        ref.append(edge_scores(counts, thresholds))
+    return ours, ref
 
 
 def make_split(count, height, width, seed=0):
@@ -111,8 +191,8 @@ def per_image(args):
                 )
             )
             ref_t.append(time.perf_counter() - t)
-        ours_s.append(edge_scores(counts_ours))
-        ref_s.append(edge_scores(counts_ref))
+        ours_s.append(edge_scores(counts_ours, thresholds))
+        ref_s.append(edge_scores(counts_ref, thresholds))
     row = dict(
         images=args.images,
         reruns=args.reruns,
@@ -336,13 +416,13 @@ def protocol(args):
         seconds = (time.perf_counter() - t) / len(split)
         per_setting[num] = counts
         rows[f'{num} thresholds'] = dict(
-            edge_scores(counts), s_per_image=seconds
+            edge_scores(counts, edge_thresholds(num)), s_per_image=seconds
         )
     full = rows['99 thresholds']
     for every in (2, 4):
         for num in (99, 33):
             rows[f'every {every}th image, {num} thresholds'] = edge_scores(
-                per_setting[num][::every]
+                per_setting[num][::every], edge_thresholds(num)
             )
     print(
         f'protocol, {args.protocol_images} scenes at 288x384, NMS, max_dist 0.0075 '
@@ -363,6 +443,50 @@ def protocol(args):
     return rows
 
 
+# ----------------------------------------------------------------- agreement
+def agreement(args):
+    """Per family, ours over ``--family-runs`` seeds and pyEdgeEval over as many reruns:
+    mean, standard deviation and range of ODS / OIS / AP; and how often pyEdgeEval's own
+    next rerun misses the issue's single-run yardstick (ODS / OIS within max(0.05, 3 x the
+    range of 3 reruns) of their mean, AP within 0.1), over all triples of its reruns."""
+    from itertools import combinations
+
+    rows = {}
+    print(
+        f'agreement, {len(FAMILY_SEEDS)} images of {FAMILY_SIZE}x{FAMILY_SIZE}, '
+        f'{FAMILY_THRESHOLDS} thresholds, NMS, maxDist {FAMILY_MAX_DIST}, '
+        f'{args.family_runs} runs each way (mean +- std [min, max]):'
+    )
+    for family in FAMILIES:
+        ours, ref = family_scores(family, args.family_runs)
+        rows[family] = {}
+        for key in ('odsF', 'oisF', 'AP'):
+            a = np.array([r[key] for r in ours])
+            b = np.array([r[key] for r in ref])
+            misses = total = 0
+            for triple in combinations(range(len(b)), 3):
+                three = b[list(triple)]
+                tolerance = 0.1
+                if key != 'AP':
+                    tolerance = max(0.05, 3 * np.ptp(three))
+                for other in set(range(len(b))) - set(triple):
+                    total += 1
+                    misses += abs(b[other] - three.mean()) > tolerance
+            rows[family][key] = dict(
+                ours=(a.mean(), a.std(), a.min(), a.max()),
+                ref=(b.mean(), b.std(), b.min(), b.max()),
+                ref_self_miss_rate=misses / max(total, 1),
+            )
+            print(
+                f'  {family:8s} {key:5s} ours {a.mean():.3f} +- {a.std():.3f} '
+                f'[{a.min():.2f}, {a.max():.2f}]  pyEdgeEval {b.mean():.3f} +- '
+                f'{b.std():.3f} [{b.min():.2f}, {b.max():.2f}]  difference '
+                f'{a.mean() - b.mean():+.3f}; pyEdgeEval misses its own yardstick '
+                f'{misses / max(total, 1):.1%}'
+            )
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
@@ -372,6 +496,12 @@ def main():
     parser.add_argument('--reruns', type=int, default=5)
     parser.add_argument('--split', type=int, default=16)
     parser.add_argument('--protocol-images', type=int, default=60)
+    parser.add_argument(
+        '--family-runs',
+        type=int,
+        default=30,
+        help='agreement: runs of each side per map family',
+    )
     parser.add_argument('--json', help='save every number here')
     parser.add_argument('--memory-child', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
