@@ -209,23 +209,22 @@ class MultiTaskAttention(nn.Module):
 
 class InvPTBlock(nn.Module):
     """Norm, multi-task attention (output upsampled back to the grid),
-    residual; norm, MLP, residual; on every task's tokens."""
+    residual; norm, MLP, residual; on every task's tokens.
+
+    ``attention``: the other arguments of :class:`MultiTaskAttention`.
+    """
 
     def __init__(
         self,
         num_tasks: int,
         channels: int,
-        num_heads: int,
-        kv_stride: int,
-        norm_cfg: dict,
         mlp_ratio: float = 4.0,
+        **attention,
     ):
         super().__init__()
         self.num_tasks = num_tasks
         self.norm1 = nn.LayerNorm(channels)
-        self.attn = MultiTaskAttention(
-            num_tasks, channels, num_heads, kv_stride, norm_cfg
-        )
+        self.attn = MultiTaskAttention(num_tasks, channels, **attention)
         self.norm2 = nn.LayerNorm(channels)
         self.mlp = Mlp(channels, int(channels * mlp_ratio))
 
@@ -269,7 +268,15 @@ class InvPTStage(nn.Module):
             else None
         )
         self.blocks = nn.ModuleList(
-            [InvPTBlock(num_tasks, channels, num_heads, kv_stride, norm_cfg)]
+            [
+                InvPTBlock(
+                    num_tasks,
+                    channels,
+                    num_heads=num_heads,
+                    kv_stride=kv_stride,
+                    norm_cfg=norm_cfg,
+                )
+            ]
         )
 
     def forward(self, maps, previous, skip: Optional[Tensor]):
