@@ -2,6 +2,7 @@
 evaluators their tasks, which the dataset base config declares once (``tasks`` +
 ``task_specs``) and derives in the file itself."""
 
+import glob
 import os.path as osp
 
 import numpy as np
@@ -104,6 +105,30 @@ def test_a_notebook_builds_the_model_from_config_fromfile():
     model = MODELS.build(cfg.model)
     assert list(model.tasks) == ['semseg', 'depth', 'normals']
     assert model.tasks['semseg']['channels'] == 9  # the scenes' classes
+
+
+SHIPPED = sorted(
+    p
+    for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p
+)
+
+
+@pytest.mark.parametrize(
+    'path', SHIPPED, ids=[osp.relpath(p, REPO) for p in SHIPPED]
+)
+def test_every_shipped_config_as_read_builds_its_model_with_its_tasks(path):
+    """Config.fromfile alone: the model, every loader and every evaluator get
+    the selection the dataset base config declares."""
+    cfg = Config.fromfile(path)
+    selection = set(cfg.tasks)
+    assert cfg.model.data_preprocessor.type == 'MultiTaskDataPreProcessor'
+    for loader in LOADERS:
+        assert set(cfg[loader].dataset.tasks) == selection, loader
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        assert set(cfg[evaluator].task_metrics) <= selection, evaluator
+    model = MODELS.build(cfg.model)
+    assert set(model.tasks) == selection
 
 
 def test_dropping_a_task_in_a_child_config_trains(tmp_path):
