@@ -8,6 +8,7 @@ import os.path as osp
 import numpy as np
 import pytest
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from ctal_mm.engine.config_checks import ConfigError, check_config
@@ -127,7 +128,9 @@ def test_every_shipped_config_as_read_builds_its_model_with_its_tasks(path):
         assert set(cfg[loader].dataset.tasks) == selection, loader
     for evaluator in ('val_evaluator', 'test_evaluator'):
         assert set(cfg[evaluator].task_metrics) <= selection, evaluator
-    model = MODELS.build(cfg.model)
+    # as Runner.from_cfg does: the config's default_scope for the nested builds
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
     assert set(model.tasks) == selection
 
 
